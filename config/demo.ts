@@ -1,0 +1,21 @@
+/**
+ * The embedded demo spec used when `main.ts` runs without `--config`: the original README's models,
+ * served by a small simulated fleet the program starts on free loopback ports.
+ *
+ * @module
+ */
+
+/** The demo spec; `${DEMO_SERVER_N}` are filled with the simulated servers' URLs. */
+export const DEMO_SPEC = `# LLMStream demo spec: a simulated vLLM fleet on loopback.
+models:
+  gpt-3.5-turbo:
+    servers: ["\${DEMO_SERVER_1}", "\${DEMO_SERVER_2}"]
+    strategy: round_robin
+  gpt-4:
+    servers: ["\${DEMO_SERVER_3}", "\${DEMO_SERVER_4}"]
+    strategy: real_time_metrics
+metrics_update_interval: 1
+`;
+
+/** How many simulated servers the demo spec names. */
+export const DEMO_SERVER_COUNT = 4;

@@ -1,0 +1,89 @@
+/**
+ * The gateway's running state: the spec in force, the routing table built from it, and the pool
+ * of server state. A new spec is applied by swapping the table whole, so a request sees either
+ * the old config or the new one, never a mix.
+ *
+ * @module
+ */
+import type { LoadedSpec } from "../config/load.ts";
+import type { Spec } from "../config/schema.ts";
+import { ServerPool } from "./pool.ts";
+import { buildRoutes, type ModelRoute } from "./routes.ts";
+
+/** Metrics older than this many scrape intervals no longer count. */
+export const STALE_INTERVALS = 3;
+
+/** The running config and live state. */
+export class Gateway {
+  /** Server state shared across config changes. */
+  readonly pool: ServerPool;
+  /** When the gateway started, in seconds since the epoch (used as `created` in `/v1/models`). */
+  readonly startedAt: number = Math.floor(Date.now() / 1000);
+  #loaded: LoadedSpec;
+  #routes: Map<string, ModelRoute>;
+  #listeners = new Set<(loaded: LoadedSpec) => void>();
+
+  /**
+   * Creates the gateway state for a loaded spec.
+   *
+   * @param loaded The validated spec with its strategies.
+   */
+  constructor(loaded: LoadedSpec) {
+    this.pool = new ServerPool(staleAfterMs(loaded.spec));
+    this.#loaded = loaded;
+    this.#routes = buildRoutes(loaded, this.pool);
+  }
+
+  /** The spec in force. */
+  get spec(): Spec {
+    return this.#loaded.spec;
+  }
+
+  /** The loaded spec in force, with its strategy factories. */
+  get loaded(): LoadedSpec {
+    return this.#loaded;
+  }
+
+  /** Routes by model name. */
+  get routes(): ReadonlyMap<string, ModelRoute> {
+    return this.#routes;
+  }
+
+  /**
+   * Puts a new spec in force. Servers that stay keep their state; strategies whose name and
+   * options did not change keep theirs; requests in flight finish where they are.
+   *
+   * @param loaded The new validated spec.
+   */
+  apply(loaded: LoadedSpec): void {
+    this.pool.setStaleAfter(staleAfterMs(loaded.spec));
+    this.#routes = buildRoutes(loaded, this.pool, { previous: this.#routes });
+    this.#loaded = loaded;
+    for (const listener of this.#listeners) listener(loaded);
+  }
+
+  /**
+   * Registers a function called after each new spec is put in force.
+   *
+   * @param listener Receives the new spec.
+   * @returns A function that unregisters it.
+   */
+  onApply(listener: (loaded: LoadedSpec) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Names the models with no server; the gateway is ready when this is empty.
+   *
+   * @returns Model names.
+   */
+  modelsWithoutServers(): string[] {
+    return [...this.#routes.values()].filter((route) => route.endpoints.length === 0)
+      .map((route) => route.name);
+  }
+}
+
+function staleAfterMs(spec: Spec): number {
+  return spec.metrics_update_interval * 1000 * STALE_INTERVALS;
+}

@@ -1,0 +1,49 @@
+/**
+ * Logging set-up: LogTape with one sink on standard output, as JSON lines or readable text.
+ *
+ * Library code only calls `getLogger(["llmstream", ...])`; nothing is printed until the program
+ * calls {@link setupLogging}, so tests and embedders stay quiet.
+ *
+ * @module
+ */
+import {
+  configure,
+  getStreamSink,
+  getTextFormatter,
+  jsonLinesFormatter,
+  type LogLevel,
+  reset,
+} from "@logtape/logtape";
+
+/** Options for {@link setupLogging}. */
+export interface LoggingOptions {
+  /** Lowest level printed (default `info`). */
+  level?: LogLevel;
+  /** `text` (readable lines, default) or `json` (one JSON object a line). */
+  format?: "text" | "json";
+}
+
+/**
+ * Configures logging for the whole process.
+ *
+ * @param options Level and format.
+ * @example
+ * ```ts
+ * await setupLogging({ level: "info", format: "json" });
+ * ```
+ */
+export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
+  await reset();
+  const formatter = options.format === "json" ? jsonLinesFormatter : getTextFormatter({
+    timestamp: "date-time-timezone",
+    category: ".",
+  });
+  await configure({
+    reset: true,
+    sinks: { stdout: getStreamSink(Deno.stdout.writable, { formatter }) },
+    loggers: [
+      { category: ["llmstream"], lowestLevel: options.level ?? "info", sinks: ["stdout"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stdout"] },
+    ],
+  });
+}

@@ -1,0 +1,161 @@
+/**
+ * Reads an inference request once: the raw body bytes (kept for byte-for-byte forwarding), the
+ * parsed JSON and the model name, with OpenAI-shaped errors for bad input.
+ *
+ * @module
+ */
+import type { RequestFacts } from "../strategies/types.ts";
+import { HttpError } from "./errors.ts";
+
+/** An inference request's body, read and parsed once. */
+export interface ParsedBody {
+  /** The bytes as the client sent them. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  /** The parsed JSON object. */
+  readonly json: Record<string, unknown>;
+  /** The `model` field. */
+  readonly model: string;
+}
+
+/** Options for {@link readInferenceBody}. */
+export interface ReadBodyOptions {
+  /** Largest body accepted, in bytes. */
+  maxBytes: number;
+}
+
+/**
+ * Reads and parses an inference request body.
+ *
+ * @param request The client's request.
+ * @param options The body size limit.
+ * @returns The bytes, the JSON and the model name.
+ * @throws HttpError 413 when too large, 400 when not a JSON object or `model` is missing.
+ */
+export async function readInferenceBody(
+  request: Request,
+  options: ReadBodyOptions,
+): Promise<ParsedBody> {
+  const bytes = await readLimited(request, options.maxBytes);
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(bytes));
+  } catch (error) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      `The request body is not valid JSON: ${error instanceof Error ? error.message : error}`,
+      { code: "invalid_json" },
+    );
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new HttpError(400, "invalid_request_error", "The request body must be a JSON object", {
+      code: "invalid_json",
+    });
+  }
+  const body = json as Record<string, unknown>;
+  const model = body["model"];
+  if (model === undefined) {
+    throw new HttpError(400, "invalid_request_error", 'The request body has no "model" field', {
+      param: "model",
+      code: "missing_model",
+    });
+  }
+  if (typeof model !== "string" || model === "") {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      `The "model" field must be a non-empty string, not ${JSON.stringify(model)}`,
+      { param: "model", code: "invalid_model" },
+    );
+  }
+  return { bytes, json: body, model };
+}
+
+const decoder = new TextDecoder();
+
+/** Reads a body, refusing it with 413 as soon as it passes the limit. */
+async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > maxBytes) throw tooLarge(declared, maxBytes);
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let size = 0;
+  for await (const chunk of request.body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge(size, maxBytes);
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return bytes;
+}
+
+function tooLarge(size: number, maxBytes: number): HttpError {
+  return new HttpError(
+    413,
+    "invalid_request_error",
+    `The request body is larger than the limit of ${maxBytes} bytes` +
+      (Number.isFinite(size) ? ` (at least ${size} bytes)` : ""),
+    { code: "request_too_large" },
+  );
+}
+
+/** Options for {@link requestFacts}. */
+export interface FactsOptions {
+  /** The endpoint path. */
+  path: string;
+  /** The client's request headers. */
+  headers: Headers;
+}
+
+/**
+ * Builds the request facts a strategy sees; the prompt text is computed on first use.
+ *
+ * @param parsed The parsed body.
+ * @param options The endpoint path and the client's headers.
+ * @returns The facts.
+ */
+export function requestFacts(parsed: ParsedBody, options: FactsOptions): RequestFacts {
+  let prompt: string | undefined;
+  return {
+    model: parsed.model,
+    path: options.path,
+    headers: options.headers,
+    body: parsed.json,
+    prompt(): string {
+      prompt ??= promptText(parsed.json);
+      return prompt;
+    },
+  };
+}
+
+/**
+ * The prompt text of a chat, completion or embedding body: message contents joined by newlines,
+ * or `prompt`/`input` as text.
+ *
+ * @param body The parsed body.
+ * @returns The text, empty when there is none.
+ */
+export function promptText(body: Readonly<Record<string, unknown>>): string {
+  const messages = body["messages"];
+  if (Array.isArray(messages)) {
+    return messages.map((message) => contentText((message as { content?: unknown })?.content))
+      .join("\n");
+  }
+  return contentText(body["prompt"] ?? body["input"]);
+}
+
+function contentText(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) {
+    return content.map((part) =>
+      typeof part === "string" ? part : typeof part?.text === "string" ? part.text : ""
+    ).join("\n");
+  }
+  return "";
+}

@@ -1,0 +1,155 @@
+/**
+ * The gateway's HTTP front: `Deno.serve`, path dispatch, request ids, and the one place where
+ * errors become OpenAI-shaped responses.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { errorResponse, HttpError } from "./errors.ts";
+import type { Gateway } from "./gateway.ts";
+import { handleInference } from "./inference.ts";
+
+const logger = getLogger(["llmstream", "server"]);
+
+/** Paths routed to a server by the body's `model`. */
+export const INFERENCE_PATHS: ReadonlySet<string> = new Set([
+  "/v1/chat/completions",
+  "/v1/completions",
+  "/v1/embeddings",
+]);
+
+/** Known paths and the methods they take. */
+const METHODS = new Map<string, string>([
+  ...[...INFERENCE_PATHS].map((path) => [path, "POST"] as [string, string]),
+  ["/v1/models", "GET"],
+  ["/health", "GET"],
+  ["/ready", "GET"],
+]);
+
+/**
+ * Answers one HTTP request.
+ *
+ * @param gateway The running gateway.
+ * @param request The client's request.
+ * @returns The response; never throws.
+ */
+export async function handleRequest(gateway: Gateway, request: Request): Promise<Response> {
+  const requestId = requestIdOf(request);
+  try {
+    const path = pathOf(request.url);
+    const method = METHODS.get(path);
+    if (method === undefined) {
+      throw new HttpError(404, "not_found_error", `Unknown path "${path}"`, {
+        code: "unknown_path",
+      });
+    }
+    if (request.method !== method && !(method === "GET" && request.method === "HEAD")) {
+      throw new HttpError(
+        405,
+        "invalid_request_error",
+        `Method "${request.method}" is not allowed on "${path}": use ${method}`,
+        { code: "method_not_allowed", headers: { allow: method } },
+      );
+    }
+    if (INFERENCE_PATHS.has(path)) {
+      return await handleInference(gateway, { request, path, requestId });
+    }
+    if (path === "/v1/models") return json(modelList(gateway), 200, requestId);
+    if (path === "/health") return json({ status: "ok" }, 200, requestId);
+    const missing = gateway.modelsWithoutServers();
+    return missing.length === 0
+      ? json({ status: "ready", models: gateway.routes.size }, 200, requestId)
+      : json({ status: "not_ready", models_without_servers: missing }, 503, requestId);
+  } catch (error) {
+    if (!(error instanceof HttpError)) {
+      logger.error("Request {requestId} failed: {error}", { requestId, error });
+    }
+    return errorResponse(error, { "x-request-id": requestId });
+  }
+}
+
+/** Options for {@link startGateway}. */
+export interface StartOptions {
+  /** Address to bind (default `127.0.0.1`). */
+  hostname?: string;
+  /** Port (default 8000; 0 picks a free one). */
+  port?: number;
+}
+
+/** A listening gateway. */
+export interface RunningGateway {
+  /** The base URL, e.g. `http://127.0.0.1:8000`. */
+  readonly url: string;
+  /** The port it listens on. */
+  readonly port: number;
+  /** The underlying Deno server. */
+  readonly server: Deno.HttpServer<Deno.NetAddr>;
+  /** Stops listening and waits for open requests. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts serving a gateway over HTTP.
+ *
+ * @param gateway The gateway state.
+ * @param options Address and port.
+ * @returns The running server.
+ * @example
+ * ```ts
+ * const running = startGateway(new Gateway(await loadSpecFile("config.json")), { port: 0 });
+ * console.log(running.url);
+ * ```
+ */
+export function startGateway(gateway: Gateway, options: StartOptions = {}): RunningGateway {
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 8000,
+    onListen() {},
+  }, (request) => handleRequest(gateway, request));
+  const host = server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname;
+  return {
+    url: `http://${host}:${server.addr.port}`,
+    port: server.addr.port,
+    server,
+    close: () => server.shutdown(),
+  };
+}
+
+function modelList(gateway: Gateway): unknown {
+  return {
+    object: "list",
+    data: [...gateway.routes.keys()].map((id) => ({
+      id,
+      object: "model",
+      created: gateway.startedAt,
+      owned_by: "llmstream",
+    })),
+  };
+}
+
+function json(body: unknown, status: number, requestId: string): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", "x-request-id": requestId },
+  });
+}
+
+/** The path of a request URL, without parsing the whole URL. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  let end = url.length;
+  const query = url.indexOf("?", start);
+  if (query >= 0) end = query;
+  const hash = url.indexOf("#", start);
+  if (hash >= 0 && hash < end) end = hash;
+  const path = url.slice(start, end);
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+/** The client's `x-request-id` when it is sane, else a new UUID. */
+function requestIdOf(request: Request): string {
+  const given = request.headers.get("x-request-id");
+  if (given && given.length <= 128 && /^[\x21-\x7e]+$/.test(given)) return given;
+  return crypto.randomUUID();
+}

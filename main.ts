@@ -1,0 +1,123 @@
+/**
+ * LLMStream's command line: load the spec, start the gateway, and with no `--config` start a
+ * simulated demo fleet behind it.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { getLogger } from "@logtape/logtape";
+import { DEMO_SERVER_COUNT, DEMO_SPEC } from "./config/demo.ts";
+import { type LoadedSpec, loadSpecFile, loadSpecText, SpecError } from "./config/load.ts";
+import { Gateway } from "./gateway/gateway.ts";
+import { setupLogging } from "./gateway/log.ts";
+import { startGateway } from "./gateway/server.ts";
+import { type SimServer, startSimServer } from "./sim/server.ts";
+
+const HELP = `LLMStream: an OpenAI-compatible gateway for fleets of LLM servers.
+
+Usage: deno task start [options]
+
+Options:
+  --config PATH       Spec file (.yaml, .yml or .json). Without it, an embedded demo spec
+                      starts a simulated vLLM fleet on loopback.
+  --host HOST         Address to listen on (default 0.0.0.0).
+  --port N            Port to listen on (default 8000).
+  --log-format FMT    text (default) or json.
+  --log-level LEVEL   debug, info (default), warning or error.
+  --help              Show this help.
+`;
+
+const logger = getLogger(["llmstream", "main"]);
+
+async function main(args: string[]): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      args,
+      options: {
+        config: { type: "string" },
+        host: { type: "string", default: "0.0.0.0" },
+        port: { type: "string", default: "8000" },
+        "log-format": { type: "string", default: "text" },
+        "log-level": { type: "string", default: "info" },
+        help: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : error}\n\n${HELP}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const port = Number(flags.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`Invalid --port "${flags.port}": expected a whole number from 0 to 65535`);
+    return 2;
+  }
+  const format = flags["log-format"];
+  const level = flags["log-level"];
+  if (format !== "text" && format !== "json") {
+    console.error(`Invalid --log-format "${format}": expected text or json`);
+    return 2;
+  }
+  if (level !== "debug" && level !== "info" && level !== "warning" && level !== "error") {
+    console.error(`Invalid --log-level "${level}": expected debug, info, warning or error`);
+    return 2;
+  }
+  await setupLogging({ format, level });
+
+  const fleet: SimServer[] = [];
+  let loaded: LoadedSpec;
+  try {
+    if (flags.config !== undefined) {
+      loaded = await loadSpecFile(flags.config);
+    } else {
+      for (let i = 0; i < DEMO_SERVER_COUNT; i++) fleet.push(await startSimServer({ port: 0 }));
+      const urls = new Map(fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url]));
+      loaded = await loadSpecText(DEMO_SPEC, { format: "yaml", env: (name) => urls.get(name) });
+    }
+  } catch (error) {
+    await Promise.all(fleet.map((sim) => sim.close()));
+    if (error instanceof SpecError) {
+      console.error(error.message);
+      return 1;
+    }
+    throw error;
+  }
+
+  const gateway = new Gateway(loaded);
+  const running = startGateway(gateway, { hostname: flags.host, port });
+  if (fleet.length > 0) {
+    logger.info(
+      "Demo mode: {count} simulated vLLM servers on {urls} serve the models below. " +
+        "To use real servers, write a spec and run: deno task start --config config.yaml",
+      { count: fleet.length, urls: fleet.map((sim) => sim.url).join(", ") },
+    );
+  } else {
+    logger.info("Loaded spec {path}", { path: flags.config });
+  }
+  for (const route of gateway.routes.values()) {
+    logger.info("Model {model}: {strategy} over {servers}", {
+      model: route.name,
+      strategy: route.strategyRef,
+      servers: route.endpoints.map((endpoint) => endpoint.url).join(", ") || "(no servers)",
+    });
+  }
+  logger.info("LLMStream listening on {url}", { url: running.url });
+
+  const stopped = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stopped.resolve(signal));
+  }
+  const signal = await stopped.promise;
+  logger.info("Received {signal}: finishing requests in flight, then exiting", { signal });
+  await running.close();
+  await Promise.all(fleet.map((sim) => sim.close()));
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

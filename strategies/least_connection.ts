@@ -1,0 +1,40 @@
+/**
+ * Least connection: the server with the fewest requests in flight from this gateway wins; ties go
+ * to the server after the last one chosen, so equal servers share traffic evenly.
+ *
+ * In-flight counts are the gateway's own (all models on that server), released when a request
+ * completes, fails or is aborted by the client, streams included.
+ *
+ * @module
+ */
+import type { ServerView, Strategy, StrategyOptions } from "./types.ts";
+
+/**
+ * Creates a least-connection strategy.
+ *
+ * @param _options Unused.
+ * @returns The strategy.
+ */
+export default function createLeastConnection(_options: StrategyOptions): Strategy {
+  let start = 0;
+  return {
+    pick(servers: readonly ServerView[]): ServerView | undefined {
+      const count = servers.length;
+      if (count === 0) return undefined;
+      if (start >= count) start = 0;
+      let best = start;
+      let bestLoad = Infinity;
+      for (let step = 0; step < count; step++) {
+        const position = (start + step) % count;
+        const server = servers[position]!;
+        const load = server.inFlight / server.weight;
+        if (load < bestLoad) {
+          best = position;
+          bestLoad = load;
+        }
+      }
+      start = best + 1;
+      return servers[best];
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Test helper: a gateway on a free loopback port in front of simulated vLLM servers.
+ *
+ * @module
+ */
+import { loadSpecText } from "../config/load.ts";
+import { Gateway } from "../gateway/gateway.ts";
+import { type RunningGateway, startGateway } from "../gateway/server.ts";
+import { type SimOptions, type SimServer, startSimServer } from "../sim/server.ts";
+
+/** A running gateway with its simulated servers. */
+export interface Stack {
+  /** The gateway's base URL. */
+  readonly url: string;
+  /** The gateway state. */
+  readonly gateway: Gateway;
+  /** The HTTP server. */
+  readonly running: RunningGateway;
+  /** Simulated servers, in the order asked for. */
+  readonly sims: SimServer[];
+  /** Stops everything. */
+  close(): Promise<void>;
+}
+
+/** Options for {@link startStack}. */
+export interface StackOptions {
+  /** One entry per simulated server. */
+  sims?: SimOptions[];
+  /** Spec builder, given the simulators' URLs. */
+  spec(urls: string[]): Record<string, unknown>;
+}
+
+/**
+ * Starts simulators and a gateway whose spec names them.
+ *
+ * @param options Simulator options and the spec.
+ * @returns The stack; call `close()` when done.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const sims: SimServer[] = [];
+  for (const simOptions of options.sims ?? []) {
+    sims.push(await startSimServer({ port: 0, ...simOptions }));
+  }
+  const loaded = await loadSpecText(JSON.stringify(options.spec(sims.map((sim) => sim.url))), {
+    format: "json",
+  });
+  const gateway = new Gateway(loaded);
+  const running = startGateway(gateway, { hostname: "127.0.0.1", port: 0 });
+  return {
+    url: running.url,
+    gateway,
+    running,
+    sims,
+    async close() {
+      await running.close();
+      await Promise.all(sims.map((sim) => sim.close()));
+    },
+  };
+}
+
+/**
+ * Posts JSON and returns the response (body unread).
+ *
+ * @param url Full URL.
+ * @param body A value to send as JSON, or a string sent as is.
+ * @returns The response.
+ */
+export function postJson(url: string, body: unknown, headers: HeadersInit = {}): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/**
+ * Polls a condition until it holds or the deadline passes.
+ *
+ * @param condition Returns true when done.
+ * @param options Deadline in milliseconds and a description for the failure message.
+ */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  options: { timeoutMs?: number; what?: string } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 5000);
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${options.what ?? "condition"}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * Sum of in-flight counts across the gateway's servers.
+ *
+ * @param gateway The gateway.
+ * @returns The total.
+ */
+export function totalInFlight(gateway: Gateway): number {
+  let total = 0;
+  for (const server of gateway.pool.all()) total += server.inFlight;
+  return total;
+}
