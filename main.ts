@@ -6,10 +6,11 @@
  */
 import { parseArgs } from "node:util";
 import { getLogger } from "@logtape/logtape";
-import { DEMO_SERVER_COUNT, DEMO_SPEC } from "./config/demo.ts";
+import { DEMO_FLEET, DEMO_SPEC } from "./config/demo.ts";
 import { type LoadedSpec, loadSpecFile, loadSpecText, SpecError } from "./config/load.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { setupLogging } from "./gateway/log.ts";
+import { MetricsFeed } from "./gateway/metrics_feed.ts";
 import { startGateway } from "./gateway/server.ts";
 import { type SimServer, startSimServer } from "./sim/server.ts";
 
@@ -76,7 +77,9 @@ async function main(args: string[]): Promise<number> {
     if (flags.config !== undefined) {
       loaded = await loadSpecFile(flags.config);
     } else {
-      for (let i = 0; i < DEMO_SERVER_COUNT; i++) fleet.push(await startSimServer({ port: 0 }));
+      for (const model of DEMO_FLEET) {
+        fleet.push(await startSimServer({ port: 0, models: [model] }));
+      }
       const urls = new Map(fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url]));
       loaded = await loadSpecText(DEMO_SPEC, { format: "yaml", env: (name) => urls.get(name) });
     }
@@ -90,6 +93,7 @@ async function main(args: string[]): Promise<number> {
   }
 
   const gateway = new Gateway(loaded);
+  const feed = new MetricsFeed(gateway);
   const running = startGateway(gateway, { hostname: flags.host, port });
   if (fleet.length > 0) {
     logger.info(
@@ -116,6 +120,7 @@ async function main(args: string[]): Promise<number> {
   const signal = await stopped.promise;
   logger.info("Received {signal}: finishing requests in flight, then exiting", { signal });
   await running.close();
+  await feed.stop();
   await Promise.all(fleet.map((sim) => sim.close()));
   return 0;
 }

@@ -17,5 +17,5 @@ models:
 metrics_update_interval: 1
 `;
 
-/** How many simulated servers the demo spec names. */
-export const DEMO_SERVER_COUNT = 4;
+/** The model each simulated demo server serves, in `DEMO_SERVER_N` order. */
+export const DEMO_FLEET: readonly string[] = ["gpt-3.5-turbo", "gpt-3.5-turbo", "gpt-4", "gpt-4"];

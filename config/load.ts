@@ -52,7 +52,10 @@ export interface LoadSpecOptions {
  * @returns The loaded spec.
  * @throws SpecError listing every problem.
  */
-export async function loadSpecFile(path: string, options: LoadSpecOptions = {}): Promise<LoadedSpec> {
+export async function loadSpecFile(
+  path: string,
+  options: LoadSpecOptions = {},
+): Promise<LoadedSpec> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -79,13 +82,18 @@ export interface LoadSpecTextOptions extends LoadSpecOptions {
  * @returns The loaded spec.
  * @throws SpecError listing every problem.
  */
-export async function loadSpecText(text: string, options: LoadSpecTextOptions): Promise<LoadedSpec> {
+export async function loadSpecText(
+  text: string,
+  options: LoadSpecTextOptions,
+): Promise<LoadedSpec> {
   const source = options.source ? `"${options.source}"` : "(embedded)";
   let raw: unknown;
   try {
     raw = options.format === "json" ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new SpecError(source, [`cannot parse ${options.format.toUpperCase()}: ${errorText(error)}`]);
+    throw new SpecError(source, [
+      `cannot parse ${options.format.toUpperCase()}: ${errorText(error)}`,
+    ]);
   }
   const problems: string[] = [];
   const env = options.env ?? ((name: string) => Deno.env.get(name));

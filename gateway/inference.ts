@@ -9,7 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { HttpError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
 import { Endpoint } from "./pool.ts";
-import { type ForwardResult, forward } from "./proxy.ts";
+import { forward, type ForwardResult } from "./proxy.ts";
 import { readInferenceBody, requestFacts } from "./request.ts";
 
 const logger = getLogger(["llmstream", "request"]);

@@ -37,6 +37,7 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
   const formatter = options.format === "json" ? jsonLinesFormatter : getTextFormatter({
     timestamp: "date-time-timezone",
     category: ".",
+    value: plainValue,
   });
   await configure({
     reset: true,
@@ -46,4 +47,15 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stdout"] },
     ],
   });
+}
+
+/** Renders a logged value for text lines: strings as they are, anything else as JSON. */
+function plainValue(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return value.message;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

@@ -48,14 +48,17 @@ export class ServerState {
   }
 
   /**
-   * Returns fresh metrics for a model, or `undefined` when none are fresh.
+   * Returns fresh metrics for a model, or `undefined` when none are fresh. Series of the model's
+   * own name count first, then unlabelled ones (`*`, llama.cpp), then the only model the server
+   * reports, if it reports one.
    *
    * @param model The model name the server serves.
    * @param now The current time in milliseconds (defaults to `Date.now()`).
    * @returns The metrics, or `undefined`.
    */
   metricsFor(model: string, now: number = Date.now()): ServerMetrics | undefined {
-    const metrics = this.#metrics.get(model) ?? this.#metrics.get("*");
+    const metrics = this.#metrics.get(model) ?? this.#metrics.get("*") ??
+      (this.#metrics.size === 1 ? this.#metrics.values().next().value : undefined);
     if (!metrics || now - metrics.scrapedAt > this.#staleAfterMs) return undefined;
     return metrics;
   }

@@ -106,7 +106,9 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
     port: options.port ?? 8000,
     onListen() {},
   }, (request) => handleRequest(gateway, request));
-  const host = server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname;
+  const host = server.addr.hostname.includes(":")
+    ? `[${server.addr.hostname}]`
+    : server.addr.hostname;
   return {
     url: `http://${host}:${server.addr.port}`,
     port: server.addr.port,

@@ -20,6 +20,7 @@
  */
 
 import {
+  hashName,
   isBlank,
   parseTimestamp,
   parseValue,
@@ -69,8 +70,9 @@ export interface ParseResult {
 export interface ParseOptions {
   /**
    * Sample names to keep (exact, suffix included). Other sample lines are skipped after reading
-   * only their name, so they are neither validated nor counted as errors. `# TYPE` entries are
-   * then kept only for names in the set.
+   * only their name, without allocating, so they are neither validated nor counted as errors.
+   * `# TYPE` entries are then kept only for names in the set. The set is indexed on first use
+   * (cached per set object): do not change it afterwards.
    */
   readonly names?: ReadonlySet<string>;
 }
@@ -92,11 +94,12 @@ const TYPES: ReadonlyMap<string, MetricType> = new Map(TYPE_NAMES.map((t) => [t,
 interface State {
   readonly text: string;
   readonly names: ReadonlySet<string> | undefined;
+  /** Hash of each wanted name to the names with that hash, when filtering. */
+  readonly index: NameIndex | undefined;
   readonly samples: Sample[];
   readonly types: Map<string, MetricType>;
-  /** The previous sample name and whether it was wanted, so runs of one name are not re-sliced. */
+  /** The previous sample name, so runs of one name are not re-sliced. */
   lastName: string;
-  lastWanted: boolean;
 }
 
 /**
@@ -115,10 +118,10 @@ export function parsePrometheusText(text: string, options: ParseOptions = {}): P
   const state: State = {
     text,
     names: options.names,
+    index: options.names === undefined ? undefined : indexNames(options.names),
     samples: [],
     types: new Map(),
     lastName: "",
-    lastWanted: false,
   };
   let errors = 0;
   let firstError: string | undefined;
@@ -178,12 +181,13 @@ function parseSample(state: State, start: number, stop: number): string | undefi
   if (nameEnd === start) return "invalid metric name";
   const next = nameEnd < stop ? text.charCodeAt(nameEnd) : SPACE;
   if (next !== OPEN_BRACE && !isBlank(next)) return "invalid character in metric name";
-  let name = state.lastName;
-  if (nameEnd - start !== name.length || !text.startsWith(name, start)) {
+  let name: string | undefined = state.lastName;
+  if (state.index !== undefined) {
+    name = lookUpName(state.index, text, start, nameEnd);
+    if (name === undefined) return undefined;
+  } else if (nameEnd - start !== name.length || !text.startsWith(name, start)) {
     name = state.lastName = text.slice(start, nameEnd);
-    state.lastWanted = state.names === undefined || state.names.has(name);
   }
-  if (!state.lastWanted) return undefined;
   let i = skipBlanks(text, nameEnd, stop);
   let labels = EMPTY_LABELS;
   if (i < stop && text.charCodeAt(i) === OPEN_BRACE) {
@@ -209,6 +213,40 @@ function parseSample(state: State, start: number, stop: number): string | undefi
   if (timestamp === undefined) return `invalid timestamp "${text.slice(tsStart, i)}"`;
   if (skipBlanks(text, i, stop) !== stop) return "unexpected text after the timestamp";
   state.samples.push({ name, labels, value, timestamp });
+  return undefined;
+}
+
+/** Wanted names by hash (see {@link hashName}); collisions share a bucket. */
+type NameIndex = ReadonlyMap<number, readonly string[]>;
+
+const INDEXES = new WeakMap<ReadonlySet<string>, NameIndex>();
+
+function indexNames(names: ReadonlySet<string>): NameIndex {
+  let index = INDEXES.get(names);
+  if (index !== undefined) return index;
+  const built = new Map<number, string[]>();
+  for (const name of names) {
+    const hash = hashName(name, 0, name.length);
+    const bucket = built.get(hash);
+    if (bucket === undefined) built.set(hash, [name]);
+    else bucket.push(name);
+  }
+  INDEXES.set(names, index = built);
+  return index;
+}
+
+/** Finds the wanted name spelled at `text[start, end)`, without allocating. */
+function lookUpName(
+  index: NameIndex,
+  text: string,
+  start: number,
+  end: number,
+): string | undefined {
+  const bucket = index.get(hashName(text, start, end));
+  if (bucket === undefined) return undefined;
+  for (const name of bucket) {
+    if (name.length === end - start && text.startsWith(name, start)) return name;
+  }
   return undefined;
 }
 

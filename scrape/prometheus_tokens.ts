@@ -44,15 +44,40 @@ export function skipBlanks(text: string, i: number, stop: number): number {
  * @returns The index after the name; `i` itself when no name starts there (or a digit does).
  */
 export function scanName(text: string, i: number, stop: number, colon: boolean): number {
-  const start = i;
-  for (; i < stop; i++) {
+  const allowed = colon ? METRIC_CHAR : LABEL_CHAR;
+  if (i < stop && text.charCodeAt(i) >= ZERO && text.charCodeAt(i) <= NINE) return i;
+  while (i < stop) {
     const c = text.charCodeAt(i);
-    const folded = c | 0x20; // ASCII upper case to lower case
-    if ((folded >= 97 && folded <= 122) || c === UNDERSCORE || (colon && c === COLON)) continue;
-    if (c >= ZERO && c <= NINE && i > start) continue;
-    break;
+    if (c >= 128 || allowed[c] === 0) break;
+    i++;
   }
   return i;
+}
+
+/** 1 for each ASCII char allowed in a label name (after the first): `[a-zA-Z0-9_]`. */
+const LABEL_CHAR = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const folded = c | 0x20; // ASCII upper case to lower case
+  if ((folded >= 97 && folded <= 122) || (c >= ZERO && c <= NINE) || c === UNDERSCORE) {
+    LABEL_CHAR[c] = 1;
+  }
+}
+/** As {@link LABEL_CHAR}, plus `:` for metric names. */
+const METRIC_CHAR = LABEL_CHAR.slice();
+METRIC_CHAR[COLON] = 1;
+
+/**
+ * Hashes `text[start, end)` (31-based, 30 bits), so names can be looked up without slicing.
+ *
+ * @param text The text.
+ * @param start Where the name starts.
+ * @param end Where it ends (exclusive).
+ * @returns A 32-bit integer hash.
+ */
+export function hashName(text: string, start: number, end: number): number {
+  let hash = 0;
+  for (let i = start; i < end; i++) hash = (Math.imul(hash, 31) + text.charCodeAt(i)) | 0;
+  return hash & 0x3fffffff; // a small integer (Smi) key, fast in a Map
 }
 
 /**

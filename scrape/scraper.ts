@@ -33,6 +33,7 @@ const logger = getLogger(["llmstream", "scrape"]);
 export interface ScrapeSuccess {
   /** The target as given to {@link Scraper.setTargets}. */
   readonly url: string;
+  /** Always `true`. */
   readonly ok: true;
   /** Model name (or `"*"`, see `ANY_MODEL`) to its raw reading. */
   readonly readings: Map<string, Reading>;
@@ -50,6 +51,7 @@ export interface ScrapeSuccess {
 export interface ScrapeFailure {
   /** The target as given to {@link Scraper.setTargets}. */
   readonly url: string;
+  /** Always `false`. */
   readonly ok: false;
   /** What went wrong, in a sentence naming the URL. */
   readonly error: string;
@@ -239,15 +241,14 @@ export class Scraper {
       if (!response.ok) {
         await response.body?.cancel();
         const status = `${response.status} ${response.statusText}`.trim();
-        return failure(url, `"${metricsUrl}" answered HTTP ${status}`);
+        return failure(url, `Server "${metricsUrl}" answered HTTP ${status}`);
       }
       text = await response.text();
     } catch (error) {
       if (signal.reason instanceof TimeoutError) {
-        return failure(url, `"${metricsUrl}" did not answer within ${this.#timeoutMs} ms`);
+        return failure(url, `Server "${metricsUrl}" did not answer within ${this.#timeoutMs} ms`);
       }
-      const message = error instanceof Error ? error.message : String(error);
-      return failure(url, `Fetching "${metricsUrl}" failed: ${message}`);
+      return failure(url, `Fetching "${metricsUrl}" failed: ${describe(error)}`);
     }
     try {
       return this.#parse(url, metricsUrl, text);
@@ -263,7 +264,7 @@ export class Scraper {
     if (parsed.samples.length === 0 && parsed.errors > 0) {
       return failure(
         url,
-        `"${metricsUrl}" returned no usable engine metrics (${parsed.errors} malformed lines; first at ${parsed.firstError})`,
+        `Server "${metricsUrl}" returned no usable engine metrics (${parsed.errors} malformed lines; first at ${parsed.firstError})`,
       );
     }
     const readings = toReadings(parsed.samples);
@@ -279,4 +280,11 @@ export class Scraper {
 
 function failure(url: string, error: string): ScrapeFailure {
   return { url, ok: false, error, at: Date.now() };
+}
+
+/** The most specific message of a fetch error: Deno puts the reason in `cause`. */
+function describe(error: unknown): string {
+  const inner = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const message = inner instanceof Error ? inner.message : String(inner);
+  return message.replace(/^error sending request for url \([^)]*\): /, "");
 }

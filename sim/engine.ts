@@ -1,31 +1,20 @@
 /**
- * The simulated engine: vLLM-like continuous batching over a block KV cache, independent of HTTP.
+ * The simulated engine: runs the scheduler's steps in real time on one timer, independent of HTTP.
  *
- * Each step runs in real time on one timer. A step first continues running requests (one decode
- * token each, or the next prefill chunk), preempting the newest running request when KV blocks run
- * out; then, if nothing was preempted, it admits waiting requests from the queue head while slots,
- * token budget and blocks allow. Step time is
- * `(itlMs * (1 + batchFactor * (decodes - 1)) + [ttftMs + prefillTokens * prefillMsPerToken]) / speed`,
- * so time to first token is queue wait plus prefill. With nothing to do the engine sets no timer.
+ * Step time is
+ * `(itlMs * (1 + batchFactor * (decodes - 1)) + [ttftMs + prefillTokens * prefillMsPerToken]) / speed`
+ * (the bracket only when the step prefills), so time to first token is queue wait plus prefill.
+ * With nothing to do the engine sets no timer.
  *
  * @module
  */
 
-import { KvCache, type KvBlock, type KvHolder } from "./kv_cache.ts";
+import { KvCache } from "./kv_cache.ts";
 import type { ResolvedSimOptions } from "./options.ts";
+import { type EngineJob, planStep, SimRequest } from "./scheduler.ts";
 import { EngineStats, type FinishReason } from "./stats.ts";
 
-/** What to generate for one request. */
-export interface EngineJob {
-  /** Prompt length in tokens. */
-  promptTokens: number;
-  /** Chain hashes of the prompt's full blocks (empty to skip the prefix cache). */
-  blockHashes: readonly string[];
-  /** Output tokens to generate; 0 finishes after prefill (embeddings). */
-  outputTokens: number;
-  /** Reason reported once all output tokens are out. */
-  finishReason: "stop" | "length";
-}
+export type { EngineJob } from "./scheduler.ts";
 
 /** Receives a request's progress; called from the engine's step, so keep it short. */
 export interface EngineSink {
@@ -55,29 +44,16 @@ export interface EngineState {
   completed: number;
   /** Requests aborted. */
   aborted: number;
+  /** Running requests waiting at a closed gate before their last token. */
+  gated: number;
 }
 
-type Phase = "waiting" | "running" | "done";
-
-class Job implements KvHolder, EngineRequest {
-  blocks: KvBlock[] = [];
-  registered = 0;
-  phase: Phase = "waiting";
-  computed = 0;
-  generated = 0;
-  scheduled = 0;
-  cachedTokens = 0;
-  admitted = false;
-  lastTokenAt = 0;
-  readonly arrival = performance.now();
+class Job extends SimRequest implements EngineRequest {
   readonly #engine: Engine;
 
-  constructor(engine: Engine, readonly spec: EngineJob, readonly sink: EngineSink) {
+  constructor(engine: Engine, job: EngineJob, readonly sink: EngineSink) {
+    super(job);
     this.#engine = engine;
-  }
-
-  get numTokens(): number {
-    return this.spec.promptTokens + this.generated;
   }
 
   abort(): void {
@@ -86,7 +62,7 @@ class Job implements KvHolder, EngineRequest {
 }
 
 /**
- * The scheduler and its KV cache.
+ * Continuous batching over a block KV cache with a prefix cache.
  *
  * @example
  * ```ts
@@ -106,9 +82,13 @@ export class Engine {
   #running: Job[] = [];
   readonly #waiting: Job[] = [];
   #batch: Job[] = [];
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #stepStart = 0;
+  #stepMs = 0;
+  #plannedEnd = 0;
   #closed = false;
+  #closedGates = 0;
+  #held = 0;
   readonly #listeners = new Set<() => void>();
 
   /**
@@ -199,6 +179,26 @@ export class Engine {
       kvUsage: this.#kv.usage,
       completed: finished.stop + finished.length,
       aborted: finished.abort,
+      gated: this.#held,
+    };
+  }
+
+  /**
+   * Closes a test gate: gated requests (streams) stop before sampling their last token, keeping
+   * their slot and blocks, until every closed gate is opened.
+   *
+   * @returns A handle whose `open()` (idempotent) lifts this gate.
+   */
+  gate(): { open(): void } {
+    this.#closedGates++;
+    let open = false;
+    return {
+      open: () => {
+        if (open) return;
+        open = true;
+        this.#closedGates--;
+        this.#kick();
+      },
     };
   }
 
@@ -221,6 +221,7 @@ export class Engine {
     const all = [...this.#running, ...this.#waiting];
     this.#running = [];
     this.#waiting.length = 0;
+    this.#held = 0;
     this.#batch = [];
     for (const request of all) {
       this.#kv.free(request);
@@ -241,60 +242,32 @@ export class Engine {
     this.#timer = setTimeout(() => this.#step(), 0);
   }
 
-  /** Plans one step and starts its timer, or goes idle. */
-  #step(): void {
+  /**
+   * Plans one step and starts its timer, or goes idle.
+   *
+   * @param since When this step starts on the simulated timeline. Commits pass the previous
+   *   step's planned end (at most one step back), so the simulator's own CPU work and late timers
+   *   do not stretch simulated step times.
+   */
+  #step(since = performance.now()): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const options = this.#options;
-    const blockSize = this.#kv.blockSize;
-    let budget = options.maxNumBatchedTokens;
-    const batch: Job[] = [];
-    let preempted = false;
-    for (let i = 0; i < this.#running.length && budget > 0; i++) {
-      const request = this.#running[i] as Job;
-      const tokens = Math.min(request.numTokens - request.computed, budget);
-      let ok = this.#kv.grow(request, request.computed + tokens);
-      while (!ok) {
-        const victim = this.#running.pop() as Job;
-        this.#preempt(victim);
-        preempted = true;
-        if (victim === request) break;
-        ok = this.#kv.grow(request, request.computed + tokens);
-      }
-      if (!ok) break;
-      request.scheduled = tokens;
-      budget -= tokens;
-      batch.push(request);
-    }
-    while (
-      !preempted && budget > 0 && this.#waiting.length > 0 &&
-      this.#running.length < options.maxNumSeqs
-    ) {
-      const request = this.#waiting[0] as Job;
-      const maxBlocks = Math.floor((request.numTokens - 1) / blockSize);
-      const hits = this.#prefixCaching ? this.#kv.lookup(request.spec.blockHashes, maxBlocks) : [];
-      const cached = hits.length * blockSize;
-      const tokens = Math.min(request.numTokens - cached, budget);
-      if (!this.#kv.admit(request, hits, cached + tokens)) break;
-      this.#waiting.shift();
-      request.phase = "running";
-      request.computed = cached;
-      request.scheduled = tokens;
-      budget -= tokens;
-      this.#running.push(request);
-      batch.push(request);
-      if (!request.admitted) this.#firstAdmission(request, cached);
-    }
+    const queues = { running: this.#running, waiting: this.#waiting };
+    const plan = planStep(queues, this.#kv, {
+      ...options,
+      prefixCaching: this.#prefixCaching,
+      gateClosed: this.#closedGates > 0,
+    });
+    this.#held = plan.held;
+    const batch = plan.batch as Job[];
+    this.stats.preemptions += plan.preempted;
+    for (const request of plan.admitted) this.#firstAdmission(request);
     if (batch.length === 0) {
       this.#changed();
       return;
     }
-    let decodes = 0;
-    let prefillTokens = 0;
-    for (const request of batch) {
-      if (request.generated > 0 && request.numTokens - request.computed === 1) decodes++;
-      else prefillTokens += request.scheduled;
-    }
+    const { decodes, prefillTokens } = plan;
     const decodeMs = decodes > 0 ? options.itlMs * (1 + options.batchFactor * (decodes - 1)) : 0;
     const prefillMs = prefillTokens > 0
       ? options.ttftMs + prefillTokens * options.prefillMsPerToken
@@ -304,28 +277,24 @@ export class Engine {
     this.stats.prefillSeconds += prefillMs / options.speed / 1000;
     this.#batch = batch;
     this.#stepStart = performance.now();
-    this.#timer = setTimeout(() => this.#commit(), (decodeMs + prefillMs) / options.speed);
+    const stepMs = (decodeMs + prefillMs) / options.speed;
+    this.#stepMs = stepMs;
+    this.#plannedEnd = since + stepMs;
+    this.#timer = setTimeout(
+      () => this.#commit(),
+      Math.max(0, this.#plannedEnd - performance.now()),
+    );
     this.#changed();
   }
 
-  #firstAdmission(request: Job, cached: number): void {
-    request.admitted = true;
-    request.cachedTokens = cached;
+  #firstAdmission(request: SimRequest): void {
     const stats = this.stats;
-    stats.promptTokens += request.spec.promptTokens;
+    stats.promptTokens += request.job.promptTokens;
     if (this.#prefixCaching) {
-      stats.prefixQueries += request.spec.promptTokens;
-      stats.prefixHits += cached;
+      stats.prefixQueries += request.job.promptTokens;
+      stats.prefixHits += request.cachedTokens;
     }
     stats.queueTime.observe((performance.now() - request.arrival) / 1000);
-  }
-
-  #preempt(request: Job): void {
-    this.#kv.free(request);
-    request.phase = "waiting";
-    request.computed = 0;
-    this.#waiting.unshift(request);
-    this.stats.preemptions++;
   }
 
   /** Ends the step in flight: advances every scheduled request and emits sampled tokens. */
@@ -342,10 +311,10 @@ export class Engine {
       if (request.phase !== "running") continue;
       request.computed += request.scheduled;
       if (this.#prefixCaching) {
-        this.#kv.register(request, request.spec.blockHashes, request.computed);
+        this.#kv.register(request, request.job.blockHashes, request.computed);
       }
       if (request.computed < request.numTokens) continue;
-      if (request.spec.outputTokens === 0) {
+      if (request.job.outputTokens === 0) {
         finished = true;
         this.#finish(request, "stop", now);
         continue;
@@ -356,16 +325,16 @@ export class Engine {
       else stats.itl.observe((now - request.lastTokenAt) / 1000);
       request.lastTokenAt = now;
       request.sink.token(index);
-      if (request.phase === "running" && request.generated >= request.spec.outputTokens) {
+      if (request.phase === "running" && request.generated >= request.job.outputTokens) {
         finished = true;
-        this.#finish(request, request.spec.finishReason, now);
+        this.#finish(request, request.job.finishReason, now);
       }
     }
     if (finished) this.#running = this.#running.filter((request) => request.phase === "running");
     stats.generationTokens += tokens;
     const seconds = (now - this.#stepStart) / 1000;
     stats.lastThroughput = seconds > 0 ? tokens / seconds : 0;
-    this.#step();
+    this.#step(Math.max(this.#plannedEnd, now - this.#stepMs));
   }
 
   #finish(request: Job, reason: FinishReason, now: number): void {

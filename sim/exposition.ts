@@ -31,10 +31,11 @@ class Exposition {
 
   counter(name: string, help: string, samples: ReadonlyArray<readonly [Labels, number]>): void {
     this.#head(name, help, "counter");
-    for (const [extra, value] of samples) this.#sample(name, extra, value);
-    if (this.#created === undefined) return;
     const base = name.endsWith("_total") ? name.slice(0, -"_total".length) : name;
-    for (const [extra] of samples) this.#sample(`${base}_created`, extra, this.#created);
+    for (const [extra, value] of samples) {
+      this.#sample(name, extra, value);
+      if (this.#created !== undefined) this.#sample(`${base}_created`, extra, this.#created);
+    }
   }
 
   histogram(name: string, help: string, histogram: Histogram): void {

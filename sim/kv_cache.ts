@@ -194,7 +194,9 @@ export class KvCache {
       this.#allocated++;
     } else {
       const victim = this.#evictable.values().next().value;
-      if (victim === undefined) throw new Error("KV cache has no free block; check availability first");
+      if (victim === undefined) {
+        throw new Error("KV cache has no free block; check availability first");
+      }
       this.#evictable.delete(victim);
       if (victim.hash !== null) this.#cache.delete(victim.hash);
     }

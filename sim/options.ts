@@ -8,7 +8,12 @@
 export type MetricsFlavor = "vllm" | "vllm_legacy" | "sglang" | "llamacpp";
 
 /** All metric flavors, in the order the CLI lists them. */
-export const METRICS_FLAVORS: readonly MetricsFlavor[] = ["vllm", "vllm_legacy", "sglang", "llamacpp"];
+export const METRICS_FLAVORS: readonly MetricsFlavor[] = [
+  "vllm",
+  "vllm_legacy",
+  "sglang",
+  "llamacpp",
+];
 
 /** How a simulated server listens, queues, times its steps and fails. */
 export interface SimOptions {
@@ -70,7 +75,9 @@ export type ResolvedSimOptions =
   & Pick<SimOptions, "outputTokens" | "dropAfterTokens">;
 
 /** The defaults of every option that has one. */
-export const SIM_DEFAULTS: Readonly<Required<Omit<SimOptions, "outputTokens" | "dropAfterTokens">>> = {
+export const SIM_DEFAULTS: Readonly<
+  Required<Omit<SimOptions, "outputTokens" | "dropAfterTokens">>
+> = {
   hostname: "127.0.0.1",
   port: 0,
   models: ["sim-model"],
@@ -156,7 +163,9 @@ export function resolveSimOptions(
   if (merged.models.length === 0) throw new RangeError("Option models needs at least one name");
   if (!METRICS_FLAVORS.includes(merged.metricsFlavor)) {
     throw new RangeError(
-      `Option metricsFlavor must be one of ${METRICS_FLAVORS.join(", ")}, not "${merged.metricsFlavor}"`,
+      `Option metricsFlavor must be one of ${
+        METRICS_FLAVORS.join(", ")
+      }, not "${merged.metricsFlavor}"`,
     );
   }
   return merged;

@@ -9,6 +9,8 @@ import createRoundRobin from "./round_robin.ts";
 import createLeastConnection from "./least_connection.ts";
 import createRandom from "./random.ts";
 import createRealTimeMetrics from "./real_time_metrics.ts";
+import createWeightedRoundRobin from "./weighted_round_robin.ts";
+import createPowerOfTwo from "./power_of_two.ts";
 
 /** Built-in strategies by the name a spec uses. */
 export const BUILTIN_STRATEGIES: ReadonlyMap<string, StrategyFactory> = new Map([
@@ -16,4 +18,6 @@ export const BUILTIN_STRATEGIES: ReadonlyMap<string, StrategyFactory> = new Map(
   ["least_connection", createLeastConnection],
   ["random", createRandom],
   ["real_time_metrics", createRealTimeMetrics],
+  ["weighted_round_robin", createWeightedRoundRobin],
+  ["power_of_two", createPowerOfTwo],
 ]);

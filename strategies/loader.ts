@@ -11,7 +11,7 @@
 import { BUILTIN_STRATEGIES } from "./builtin.ts";
 import type { StrategyFactory } from "./types.ts";
 
-/** Files in a strategy folder that are not strategies. */
+/** Files in a strategy folder that are not strategies (nor are `_*` helpers and `*_test`). */
 const NOT_STRATEGIES = new Set(["types", "builtin", "loader"]);
 
 /** Options for {@link StrategyCatalog}. */
@@ -48,7 +48,9 @@ export class StrategyCatalog {
           const match = /^([A-Za-z0-9_-]+)\.(ts|js)$/.exec(entry.name);
           if (!entry.isFile || !match) continue;
           const name = match[1]!;
-          if (!NOT_STRATEGIES.has(name) && !name.endsWith("_test")) names.add(name);
+          if (!NOT_STRATEGIES.has(name) && !name.startsWith("_") && !name.endsWith("_test")) {
+            names.add(name);
+          }
         }
       } catch {
         // A missing or unreadable folder simply offers no strategies.

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ServerView, Strategy, StrategyOptions } from "./types.ts";
+import { seededRandom } from "./_seeded_random.ts";
 
 /**
  * Creates a weighted random strategy.
@@ -14,8 +15,7 @@ import type { ServerView, Strategy, StrategyOptions } from "./types.ts";
  * @returns The strategy.
  */
 export default function createRandom(options: StrategyOptions): Strategy {
-  const seed = options.options["seed"];
-  const random = typeof seed === "number" ? mulberry32(seed) : Math.random;
+  const random = seededRandom(options.options["seed"]);
   return {
     pick(servers: readonly ServerView[]): ServerView | undefined {
       let total = 0;
@@ -27,17 +27,5 @@ export default function createRandom(options: StrategyOptions): Strategy {
       }
       return servers[servers.length - 1];
     },
-  };
-}
-
-/** A small seeded generator (mulberry32) returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return function next(): number {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }

@@ -23,6 +23,7 @@
  * @module
  */
 import type { ServerView, Strategy, StrategyOptions } from "./types.ts";
+import { SmoothWeighted } from "./_smooth_weighted.ts";
 
 /** Tunable parameters of the weight formula. */
 export interface MetricsWeightParams {
@@ -66,7 +67,10 @@ export function liveWeight(server: ServerView, params: Readonly<MetricsWeightPar
   }
   const load = params.queueWeight * metrics.waiting + metrics.running + server.sentSinceScrape;
   const kv = Math.max(params.minKvFactor, 1 - kvUsage);
-  return Math.max(server.weight * params.minWeight, server.weight * kv / (1 + load) ** params.power);
+  return Math.max(
+    server.weight * params.minWeight,
+    server.weight * kv / (1 + load) ** params.power,
+  );
 }
 
 /**
@@ -77,32 +81,13 @@ export function liveWeight(server: ServerView, params: Readonly<MetricsWeightPar
  */
 export default function createRealTimeMetrics(options: StrategyOptions): Strategy {
   const params = readParams(options.options);
-  const scores = new Map<string, number>();
+  const smooth = new SmoothWeighted();
+  const weightOf = (server: ServerView) => liveWeight(server, params);
   return {
     pick(servers: readonly ServerView[]): ServerView | undefined {
-      let total = 0;
-      let best: ServerView | undefined;
-      let bestScore = -Infinity;
-      for (const server of servers) {
-        const weight = liveWeight(server, params);
-        total += weight;
-        const score = (scores.get(server.url) ?? 0) + weight;
-        scores.set(server.url, score);
-        if (score > bestScore) {
-          bestScore = score;
-          best = server;
-        }
-      }
-      if (best !== undefined) scores.set(best.url, bestScore - total);
-      if (scores.size > servers.length * 2) forgetGone(scores, servers);
-      return best;
+      return smooth.pick(servers, weightOf);
     },
   };
-}
-
-function forgetGone(scores: Map<string, number>, servers: readonly ServerView[]): void {
-  const live = new Set(servers.map((server) => server.url));
-  for (const url of scores.keys()) if (!live.has(url)) scores.delete(url);
 }
 
 function readParams(raw: Readonly<Record<string, unknown>>): MetricsWeightParams {

@@ -35,23 +35,27 @@ Deno.test("the body reaches the server byte for byte, unknown fields included", 
 });
 
 Deno.test("upstream_model rewrites only the model field", async () => {
-  await withOne(async ({ url, sims }) => {
-    const response = await postJson(`${url}/v1/chat/completions`, {
-      model: "gpt-4",
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens: 2,
-      min_p: 0.05,
-    });
-    assert.equal(response.status, 200);
-    await response.body?.cancel();
-    const sent = JSON.parse(sims[0]!.received.at(-1)!.bodyText);
-    assert.deepEqual(sent, {
-      model: "meta-llama/Llama-3.1-8B-Instruct",
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens: 2,
-      min_p: 0.05,
-    });
-  }, {}, { upstream_model: "meta-llama/Llama-3.1-8B-Instruct" });
+  await withOne(
+    async ({ url, sims }) => {
+      const response = await postJson(`${url}/v1/chat/completions`, {
+        model: "gpt-4",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 2,
+        min_p: 0.05,
+      });
+      assert.equal(response.status, 200);
+      await response.body?.cancel();
+      const sent = JSON.parse(sims[0]!.received.at(-1)!.bodyText);
+      assert.deepEqual(sent, {
+        model: "meta-llama/Llama-3.1-8B-Instruct",
+        messages: [{ role: "user", content: "hi" }],
+        max_tokens: 2,
+        min_p: 0.05,
+      });
+    },
+    {},
+    { upstream_model: "meta-llama/Llama-3.1-8B-Instruct" },
+  );
 });
 
 Deno.test("x-request-id is kept from the client or generated, sent upstream and returned", async () => {

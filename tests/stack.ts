@@ -5,6 +5,7 @@
  */
 import { loadSpecText } from "../config/load.ts";
 import { Gateway } from "../gateway/gateway.ts";
+import { MetricsFeed } from "../gateway/metrics_feed.ts";
 import { type RunningGateway, startGateway } from "../gateway/server.ts";
 import { type SimOptions, type SimServer, startSimServer } from "../sim/server.ts";
 
@@ -18,6 +19,8 @@ export interface Stack {
   readonly running: RunningGateway;
   /** Simulated servers, in the order asked for. */
   readonly sims: SimServer[];
+  /** The metrics feed, when asked for. */
+  readonly feed: MetricsFeed | undefined;
   /** Stops everything. */
   close(): Promise<void>;
 }
@@ -28,6 +31,8 @@ export interface StackOptions {
   sims?: SimOptions[];
   /** Spec builder, given the simulators' URLs. */
   spec(urls: string[]): Record<string, unknown>;
+  /** Scrape the servers' `/metrics` as `main.ts` does (default false). */
+  scrape?: boolean;
 }
 
 /**
@@ -45,15 +50,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     format: "json",
   });
   const gateway = new Gateway(loaded);
+  const feed = options.scrape ? new MetricsFeed(gateway) : undefined;
   const running = startGateway(gateway, { hostname: "127.0.0.1", port: 0 });
   return {
     url: running.url,
     gateway,
     running,
     sims,
+    feed,
     async close() {
-      await running.close();
+      // Simulators first: that ends any stream still open, so the gateway can shut down.
+      await feed?.stop();
       await Promise.all(sims.map((sim) => sim.close()));
+      await running.close();
     },
   };
 }
@@ -85,7 +94,9 @@ export async function waitFor(
 ): Promise<void> {
   const deadline = Date.now() + (options.timeoutMs ?? 5000);
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${options.what ?? "condition"}`);
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out waiting for ${options.what ?? "condition"}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
