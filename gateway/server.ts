@@ -26,17 +26,48 @@ const METHODS = new Map<string, string>([
   ["/ready", "GET"],
 ]);
 
+/** What an extra route handler receives. */
+export interface RouteContext {
+  /** The client's request. */
+  readonly request: Request;
+  /** The path, without query and trailing slash. */
+  readonly path: string;
+  /** The request id (from the client or generated). */
+  readonly requestId: string;
+}
+
+/**
+ * An extra set of routes (e.g. the admin API): answers the paths it owns and returns `undefined`
+ * for the rest. It may throw {@link HttpError}; the gateway renders it.
+ */
+export type RouteHandler = (context: RouteContext) => Promise<Response | undefined>;
+
+/** Options for {@link handleRequest}. */
+export interface HandleOptions {
+  /** Extra routes tried, in order, before the built-in ones. */
+  routes?: readonly RouteHandler[];
+}
+
 /**
  * Answers one HTTP request.
  *
  * @param gateway The running gateway.
  * @param request The client's request.
+ * @param options Extra routes.
  * @returns The response; never throws.
  */
-export async function handleRequest(gateway: Gateway, request: Request): Promise<Response> {
+export async function handleRequest(
+  gateway: Gateway,
+  request: Request,
+  options: HandleOptions = {},
+): Promise<Response> {
   const requestId = requestIdOf(request);
   try {
     const path = pathOf(request.url);
+    for (const route of options.routes ?? []) {
+      const response = await route({ request, path, requestId });
+      if (response) return response;
+    }
     const method = METHODS.get(path);
     if (method === undefined) {
       throw new HttpError(404, "not_found_error", `Unknown path "${path}"`, {
@@ -69,7 +100,7 @@ export async function handleRequest(gateway: Gateway, request: Request): Promise
 }
 
 /** Options for {@link startGateway}. */
-export interface StartOptions {
+export interface StartOptions extends HandleOptions {
   /** Address to bind (default `127.0.0.1`). */
   hostname?: string;
   /** Port (default 8000; 0 picks a free one). */
@@ -105,7 +136,7 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
     onListen() {},
-  }, (request) => handleRequest(gateway, request));
+  }, (request) => handleRequest(gateway, request, options));
   const host = server.addr.hostname.includes(":")
     ? `[${server.addr.hostname}]`
     : server.addr.hostname;

@@ -67,7 +67,8 @@ class Job extends SimRequest implements EngineRequest {
  * @example
  * ```ts
  * const engine = new Engine(resolveSimOptions({ itlMs: 1 }));
- * engine.submit({ promptTokens: 8, blockHashes: [], outputTokens: 4, finishReason: "length" }, {
+ * const job = { promptTokens: 8, blockHashes: [], outputTokens: 4, gated: false };
+ * engine.submit({ ...job, finishReason: "length" }, {
  *   token: (i) => console.log("token", i),
  *   finish: (reason) => console.log("done", reason),
  * });

@@ -601,8 +601,8 @@ Deno.test("a client that disconnects mid-stream frees its slot", async () => {
   });
 });
 
-Deno.test("gate holds the last chunk so a test sees streaming is incremental", async () => {
-  await withSim({}, async (sim) => {
+Deno.test("gate holds streams before their last chunk, keeping their slots", async () => {
+  await withSim({ maxNumSeqs: 1 }, async (sim) => {
     const gate = sim.gate();
     const reader = new SseReader(
       await post(sim, "/v1/chat/completions", {
@@ -613,14 +613,17 @@ Deno.test("gate holds the last chunk so a test sees streaming is incremental", a
     );
     const early: string[] = [];
     for (let i = 0; i < 4; i++) early.push((await reader.next()) ?? "");
-    await sim.until((state) => state.gated === 1);
-    assert.equal(sim.state().chunksWritten, 4);
     assert.ok(early.every((event) => JSON.parse(event).choices[0].finish_reason === null));
+    const queued = post(sim, "/v1/completions", { prompt: "Hi", max_tokens: 2 });
+    await sim.until((state) => state.gated === 1 && state.waiting === 1);
+    assert.equal(sim.state().running, 1);
+    assert.equal(sim.state().chunksWritten, 4); // role chunk and three of four tokens
     gate.open();
     const rest = await reader.rest();
     assert.equal(rest.length, 2);
     assert.equal(JSON.parse(rest[0] ?? "").choices[0].finish_reason, "length");
     assert.equal(rest[1], "[DONE]");
+    assert.equal((await json(await queued)).usage.completion_tokens, 2);
     assert.equal(sim.state().gated, 0);
   });
 });
