@@ -9,6 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { DEMO_FLEET, DEMO_SPEC } from "./config/demo.ts";
 import { type LoadedSpec, loadSpecFile, loadSpecText, SpecError } from "./config/load.ts";
 import { Gateway } from "./gateway/gateway.ts";
+import { HealthChecker } from "./gateway/health.ts";
 import { setupLogging } from "./gateway/log.ts";
 import { MetricsFeed } from "./gateway/metrics_feed.ts";
 import { startGateway } from "./gateway/server.ts";
@@ -94,6 +95,7 @@ async function main(args: string[]): Promise<number> {
 
   const gateway = new Gateway(loaded);
   const feed = new MetricsFeed(gateway);
+  const health = new HealthChecker(gateway);
   const running = startGateway(gateway, { hostname: flags.host, port });
   if (fleet.length > 0) {
     logger.info(
@@ -118,10 +120,25 @@ async function main(args: string[]): Promise<number> {
     Deno.addSignalListener(signal, () => stopped.resolve(signal));
   }
   const signal = await stopped.promise;
-  logger.info("Received {signal}: finishing requests in flight, then exiting", { signal });
-  await running.close();
+  const drainSeconds = gateway.spec.shutdown.drain_timeout;
+  gateway.draining = true;
+  logger.info(
+    "Received {signal}: refusing new connections, finishing requests in flight (up to {seconds} s)",
+    { signal, seconds: drainSeconds },
+  );
+  const drained = await Promise.race([
+    running.close().then(() => true),
+    new Promise<false>((resolve) => setTimeout(() => resolve(false), drainSeconds * 1000)),
+  ]);
+  if (!drained) {
+    logger.warn("Requests still in flight after {seconds} s are cut off", {
+      seconds: drainSeconds,
+    });
+  }
+  health.stop();
   await feed.stop();
   await Promise.all(fleet.map((sim) => sim.close()));
+  logger.info("LLMStream stopped");
   return 0;
 }
 

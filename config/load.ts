@@ -216,7 +216,10 @@ function allowedKeys(path: readonly PropertyKey[]): string[] | undefined {
 
 function unwrap(schema: z.ZodType): z.ZodType {
   let current = schema;
-  while (current instanceof z.ZodDefault || current instanceof z.ZodOptional) {
+  while (
+    current instanceof z.ZodDefault || current instanceof z.ZodOptional ||
+    current instanceof z.ZodPrefault
+  ) {
     current = current.unwrap() as z.ZodType;
   }
   return current;

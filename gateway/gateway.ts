@@ -22,6 +22,8 @@ export class Gateway {
   #loaded: LoadedSpec;
   #routes: Map<string, ModelRoute>;
   #listeners = new Set<(loaded: LoadedSpec) => void>();
+  /** True once shutdown began: `/ready` answers 503 and new requests are refused. */
+  draining = false;
 
   /**
    * Creates the gateway state for a loaded spec.
@@ -74,13 +76,16 @@ export class Gateway {
   }
 
   /**
-   * Names the models with no server; the gateway is ready when this is empty.
+   * Names the models with no server that can take traffic (none configured, or all unhealthy or
+   * ejected); the gateway is ready when this is empty.
    *
    * @returns Model names.
    */
   modelsWithoutServers(): string[] {
-    return [...this.#routes.values()].filter((route) => route.endpoints.length === 0)
-      .map((route) => route.name);
+    const now = Date.now();
+    return [...this.#routes.values()].filter((route) =>
+      !route.endpoints.some((endpoint) => endpoint.server.available(now))
+    ).map((route) => route.name);
   }
 }
 

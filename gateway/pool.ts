@@ -7,6 +7,19 @@
  * @module
  */
 import type { ServerMetrics, ServerView } from "../strategies/types.ts";
+import { Breaker, type BreakerSettings } from "./breaker.ts";
+import { SlotQueue } from "./slot_queue.ts";
+
+/** Breaker settings until a spec provides its own. */
+const DEFAULT_BREAKER: BreakerSettings = {
+  enabled: true,
+  consecutive_failures: 5,
+  error_rate: 0.5,
+  min_requests: 20,
+  window: 30,
+  cooldown: 10,
+  max_cooldown: 300,
+};
 
 /** One upstream server's live state. */
 export class ServerState {
@@ -18,6 +31,16 @@ export class ServerState {
   sentSinceScrape = 0;
   /** Requests sent in total. */
   requests = 0;
+  /** Whether active health checks pass (true until a check says otherwise). */
+  healthy = true;
+  /** Passive outlier ejection. */
+  readonly breaker: Breaker = new Breaker(DEFAULT_BREAKER);
+  /** Requests waiting for a slot when the server is at its cap. */
+  readonly slots: SlotQueue = new SlotQueue();
+  /** Most requests in flight at once, or `undefined` for no cap. */
+  maxConcurrent: number | undefined;
+  /** When the last metrics scrape finished, in milliseconds since the epoch (0: never). */
+  metricsAt = 0;
   #metrics = new Map<string, ServerMetrics>();
   #staleAfterMs: number;
 
@@ -45,6 +68,28 @@ export class ServerState {
   setMetrics(metrics: ReadonlyMap<string, ServerMetrics>): void {
     this.#metrics = new Map(metrics);
     this.sentSinceScrape = 0;
+    this.metricsAt = Date.now();
+  }
+
+  /** The last scraped metrics by model name, fresh or not. */
+  get lastMetrics(): ReadonlyMap<string, ServerMetrics> {
+    return this.#metrics;
+  }
+
+  /**
+   * Tells whether the server may get a new request: healthy and not ejected (an ejected server
+   * past its cool-down admits one probe).
+   *
+   * @param now The current time in milliseconds.
+   * @returns Whether it is available.
+   */
+  available(now: number): boolean {
+    return this.healthy && this.breaker.admits(now);
+  }
+
+  /** Whether a new request may start now without waiting for a slot. */
+  hasRoom(): boolean {
+    return this.maxConcurrent === undefined || this.inFlight < this.maxConcurrent;
   }
 
   /**
@@ -70,8 +115,17 @@ export class ServerState {
     this.requests++;
   }
 
-  /** Marks a request as ended; never goes below zero. */
+  /**
+   * Marks a request as ended; its slot goes to the oldest waiter if there is one. Never goes
+   * below zero.
+   */
   end(): void {
+    if (this.slots.handOver()) {
+      // The slot passes to the waiter, who counts as a new request.
+      this.sentSinceScrape++;
+      this.requests++;
+      return;
+    }
     if (this.inFlight > 0) this.inFlight--;
   }
 }

@@ -10,6 +10,7 @@
 import type { RequestOutcome } from "../strategies/types.ts";
 import { HttpError } from "./errors.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import { watchdog } from "./watchdog.ts";
 
 /** How a forwarded request ended. */
 export interface ForwardResult {
@@ -19,6 +20,16 @@ export interface ForwardResult {
   status?: number;
   /** Milliseconds until the upstream's response headers, when they arrived. */
   firstByteMs?: number;
+}
+
+/** Timeouts of one forwarded request, in milliseconds. */
+export interface ForwardTimeouts {
+  /** Until the server's response headers arrive. */
+  firstByteMs: number;
+  /** Longest gap between body chunks. */
+  idleMs: number;
+  /** The whole request, body included. */
+  totalMs: number;
 }
 
 /** What {@link forward} needs. */
@@ -33,30 +44,46 @@ export interface ForwardOptions {
   body: Uint8Array<ArrayBuffer>;
   /** The request id sent upstream and returned. */
   requestId: string;
-  /** Milliseconds to wait for the upstream's response headers. */
-  firstByteTimeoutMs: number;
+  /** Timeouts. */
+  timeouts: ForwardTimeouts;
   /** Called exactly once when the request ends, on every path. */
   onEnd(result: ForwardResult): void;
 }
 
 const encoder = new TextEncoder();
 
+/** Why the gateway aborted an upstream request itself. */
+type Expiry = "first_byte" | "idle" | "total";
+
 /**
  * Sends the request upstream and returns the client's response, whose body streams through.
  *
- * @param options The request, the server and the end callback.
+ * @param options The request, the server, timeouts and the end callback.
  * @returns The response for the client.
- * @throws HttpError 502 when the server cannot be reached, 504 on a first-byte timeout.
+ * @throws HttpError 502 when the server cannot be reached, 504 on a first-byte timeout, 499 when
+ *   the client left first.
  */
 export async function forward(options: ForwardOptions): Promise<Response> {
-  const { request, serverUrl, requestId } = options;
+  const { request, serverUrl, requestId, timeouts } = options;
   const started = performance.now();
   const upstreamAbort = new AbortController();
-  let timedOut = false;
+  let expired: Expiry | undefined;
   let clientGone = false;
   let ended = false;
+  let headersAt = 0;
+  let lastChunkAt = 0;
   const result: ForwardResult = { outcome: "success" };
 
+  const watched = {
+    check(now: number): void {
+      if (expired !== undefined || ended) return;
+      if (headersAt === 0) {
+        if (now - started > timeouts.firstByteMs) expired = "first_byte";
+      } else if (now - lastChunkAt > timeouts.idleMs) expired = "idle";
+      if (expired === undefined && now - started > timeouts.totalMs) expired = "total";
+      if (expired !== undefined) upstreamAbort.abort();
+    },
+  };
   function onClientAbort(): void {
     clientGone = true;
     upstreamAbort.abort();
@@ -64,16 +91,13 @@ export async function forward(options: ForwardOptions): Promise<Response> {
   function end(outcome: RequestOutcome): void {
     if (ended) return;
     ended = true;
-    clearTimeout(timer);
+    watchdog.delete(watched);
     request.signal.removeEventListener("abort", onClientAbort);
     result.outcome = outcome;
     options.onEnd(result);
   }
 
-  const timer = setTimeout(() => {
-    timedOut = true;
-    upstreamAbort.abort();
-  }, options.firstByteTimeoutMs);
+  watchdog.add(watched);
   if (request.signal.aborted) onClientAbort();
   else request.signal.addEventListener("abort", onClientAbort, { once: true });
 
@@ -94,11 +118,12 @@ export async function forward(options: ForwardOptions): Promise<Response> {
       });
     }
     end("error");
-    if (timedOut) {
+    if (expired !== undefined) {
+      const limit = expired === "total" ? timeouts.totalMs : timeouts.firstByteMs;
       throw new HttpError(
         504,
         "timeout_error",
-        `Server "${serverUrl}" sent no response within ${options.firstByteTimeoutMs / 1000} s`,
+        `Server "${serverUrl}" sent no response within ${limit / 1000} s`,
         { code: "upstream_timeout", cause: error },
       );
     }
@@ -109,9 +134,9 @@ export async function forward(options: ForwardOptions): Promise<Response> {
       { code: "upstream_unreachable", cause: error },
     );
   }
-  clearTimeout(timer);
+  headersAt = lastChunkAt = performance.now();
   result.status = upstream.status;
-  result.firstByteMs = performance.now() - started;
+  result.firstByteMs = headersAt - started;
   const okOutcome: RequestOutcome = upstream.status >= 500 ? "error" : "success";
   const headers = clientResponseHeaders(upstream.headers, requestId);
   if (!upstream.body) {
@@ -129,6 +154,7 @@ export async function forward(options: ForwardOptions): Promise<Response> {
           controller.close();
           end(okOutcome);
         } else {
+          lastChunkAt = performance.now();
           controller.enqueue(chunk.value);
         }
       } catch (error) {
@@ -143,26 +169,37 @@ export async function forward(options: ForwardOptions): Promise<Response> {
           return;
         }
         // A stream that fails midway ends with an OpenAI-shaped error event, so no client hangs.
-        const event = {
-          error: {
-            message: `Server "${serverUrl}" failed mid-stream: ${errorText(error)}`,
-            type: "server_error",
-            param: null,
-            code: "upstream_stream_error",
-          },
-        };
-        controller.enqueue(encoder.encode(`data: ${JSON.stringify(event)}\n\n`));
+        controller.enqueue(encoder.encode(streamErrorEvent(serverUrl, expired, timeouts, error)));
         controller.close();
       }
     },
     cancel(reason) {
       clientGone = true;
       upstreamAbort.abort();
-      end("aborted");
+      end(okOutcome === "error" ? "error" : "aborted");
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status: upstream.status, headers });
+}
+
+/** The SSE event that ends a stream the server broke or the gateway timed out. */
+function streamErrorEvent(
+  serverUrl: string,
+  expired: Expiry | undefined,
+  timeouts: ForwardTimeouts,
+  error: unknown,
+): string {
+  const message = expired === "idle"
+    ? `Server "${serverUrl}" sent nothing for ${timeouts.idleMs / 1000} s mid-stream`
+    : expired === "total"
+    ? `Server "${serverUrl}" did not finish within ${timeouts.totalMs / 1000} s`
+    : `Server "${serverUrl}" failed mid-stream: ${errorText(error)}`;
+  const code = expired === undefined ? "upstream_stream_error" : `upstream_${expired}_timeout`;
+  const event = {
+    error: { message, type: expired ? "timeout_error" : "server_error", param: null, code },
+  };
+  return `data: ${JSON.stringify(event)}\n\n`;
 }
 
 function errorText(error: unknown): string {

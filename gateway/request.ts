@@ -21,6 +21,8 @@ export interface ParsedBody {
 export interface ReadBodyOptions {
   /** Largest body accepted, in bytes. */
   maxBytes: number;
+  /** Milliseconds the client has to send the whole body (408 after). */
+  timeoutMs: number;
 }
 
 /**
@@ -35,7 +37,7 @@ export async function readInferenceBody(
   request: Request,
   options: ReadBodyOptions,
 ): Promise<ParsedBody> {
-  const bytes = await readLimited(request, options.maxBytes);
+  const bytes = await readLimited(request, options);
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(bytes));
@@ -73,18 +75,45 @@ export async function readInferenceBody(
 
 const decoder = new TextDecoder();
 
-/** Reads a body, refusing it with 413 as soon as it passes the limit. */
-async function readLimited(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+/** Reads a body, refusing it with 413 as soon as it passes the limit, or 408 when too slow. */
+async function readLimited(
+  request: Request,
+  options: ReadBodyOptions,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const { maxBytes } = options;
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(declared, maxBytes);
   if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  }, options.timeoutMs);
   const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw tooLarge(size, maxBytes);
-    chunks.push(chunk);
+  try {
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      size += chunk.value.byteLength;
+      if (size > maxBytes) {
+        reader.cancel().catch(() => {});
+        throw tooLarge(size, maxBytes);
+      }
+      chunks.push(chunk.value as Uint8Array<ArrayBuffer>);
+    }
+  } catch (error) {
+    if (error instanceof HttpError) throw error;
+    if (timedOut) throw tooSlow(options.timeoutMs);
+    throw new HttpError(400, "invalid_request_error", "The request body could not be read", {
+      code: "invalid_body",
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
   }
+  if (timedOut) throw tooSlow(options.timeoutMs);
   if (chunks.length === 1) return chunks[0]!;
   const bytes = new Uint8Array(size);
   let offset = 0;
@@ -93,6 +122,15 @@ async function readLimited(request: Request, maxBytes: number): Promise<Uint8Arr
     offset += chunk.byteLength;
   }
   return bytes;
+}
+
+function tooSlow(timeoutMs: number): HttpError {
+  return new HttpError(
+    408,
+    "invalid_request_error",
+    `The client did not send the request body within ${timeoutMs / 1000} s`,
+    { code: "request_timeout" },
+  );
 }
 
 function tooLarge(size: number, maxBytes: number): HttpError {

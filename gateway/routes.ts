@@ -23,6 +23,8 @@ export interface ModelRoute {
   readonly endpoints: readonly Endpoint[];
   /** Key identifying the strategy and its options, to decide reuse on reload. */
   readonly strategyKey: string;
+  /** Models to try when no server of this one can take a request. */
+  readonly fallbacks: readonly string[];
 }
 
 /** Options for {@link buildRoutes}. */
@@ -52,7 +54,11 @@ export function buildRoutes(
     const servedModel = model.upstream_model ?? name;
     const endpoints = model.servers.map((server, index) => {
       inUse.add(server.url);
-      return new Endpoint(pool.acquire(server.url), {
+      const state = pool.acquire(server.url);
+      state.maxConcurrent = ("max_concurrent" in server ? server.max_concurrent : undefined) ??
+        loaded.spec.server_limits.max_concurrent;
+      state.breaker.settings = loaded.spec.outlier_detection;
+      return new Endpoint(state, {
         weight: server.weight,
         index,
         servedModel,
@@ -72,6 +78,7 @@ export function buildRoutes(
       strategy,
       endpoints,
       strategyKey,
+      fallbacks: model.fallbacks,
     });
   }
   pool.retain(inUse);

@@ -83,10 +83,18 @@ export async function handleRequest(
       );
     }
     if (INFERENCE_PATHS.has(path)) {
+      if (gateway.draining) {
+        throw new HttpError(503, "service_unavailable_error", "The gateway is shutting down", {
+          code: "shutting_down",
+          headers: { "retry-after": "1", connection: "close" },
+        });
+      }
+      checkHeaderSize(request, gateway.spec.limits.max_header_bytes);
       return await handleInference(gateway, { request, path, requestId });
     }
     if (path === "/v1/models") return json(modelList(gateway), 200, requestId);
     if (path === "/health") return json({ status: "ok" }, 200, requestId);
+    if (gateway.draining) return json({ status: "draining" }, 503, requestId);
     const missing = gateway.modelsWithoutServers();
     return missing.length === 0
       ? json({ status: "ready", models: gateway.routes.size }, 200, requestId)
@@ -165,6 +173,20 @@ function json(body: unknown, status: number, requestId: string): Response {
     status,
     headers: { "content-type": "application/json", "x-request-id": requestId },
   });
+}
+
+/** Refuses requests whose headers are larger than the limit (431). */
+function checkHeaderSize(request: Request, limit: number): void {
+  let size = 0;
+  for (const [name, value] of request.headers) size += name.length + value.length + 4;
+  if (size > limit) {
+    throw new HttpError(
+      431,
+      "invalid_request_error",
+      `The request headers are larger than the limit of ${limit} bytes (${size} bytes)`,
+      { code: "headers_too_large" },
+    );
+  }
 }
 
 /** The path of a request URL, without parsing the whole URL. */

@@ -169,7 +169,7 @@ Deno.test("an upstream that sends nothing within first_byte_timeout is 504", asy
     sims: [{ hang: true }],
     spec: (urls) => ({
       models: { m: { servers: urls } },
-      limits: { first_byte_timeout: 0.2 },
+      timeouts: { first_byte: 0.2 },
     }),
   });
   try {

@@ -1,0 +1,59 @@
+/**
+ * One timer for every request's deadlines: instead of a timer per request (or per chunk), each
+ * request in flight registers a check, and a single interval runs them all. The interval runs
+ * only while something is registered, so an idle gateway has no timer.
+ *
+ * @module
+ */
+
+/** Something with deadlines, checked on every tick. */
+export interface Watched {
+  /**
+   * Checks deadlines; aborts what is overdue.
+   *
+   * @param now `performance.now()` at the tick.
+   */
+  check(now: number): void;
+}
+
+/** Milliseconds between checks: the precision of every timeout. */
+export const WATCHDOG_TICK_MS = 25;
+
+/** Runs registered checks on one shared interval. */
+export class Watchdog {
+  #watched = new Set<Watched>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * Starts checking an item.
+   *
+   * @param item The item.
+   */
+  add(item: Watched): void {
+    this.#watched.add(item);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => this.#tick(), WATCHDOG_TICK_MS);
+    }
+  }
+
+  /**
+   * Stops checking an item.
+   *
+   * @param item The item.
+   */
+  delete(item: Watched): void {
+    this.#watched.delete(item);
+    if (this.#watched.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    for (const item of this.#watched) item.check(now);
+  }
+}
+
+/** The process-wide watchdog. */
+export const watchdog: Watchdog = new Watchdog();
