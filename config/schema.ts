@@ -99,6 +99,11 @@ export const shutdownSchema = z.strictObject({
   drain_timeout: seconds.default(30),
 });
 
+/** The admin API: its bearer token (`${VAR}` keeps it out of the file). */
+export const adminSchema = z.strictObject({
+  token: z.string().min(1).optional(),
+});
+
 /** The whole spec. */
 export const specSchema = z.strictObject({
   models: z.record(z.string().min(1), modelSchema),
@@ -110,6 +115,7 @@ export const specSchema = z.strictObject({
   retries: retriesSchema.prefault({}),
   server_limits: serverLimitsSchema.prefault({}),
   shutdown: shutdownSchema.prefault({}),
+  admin: adminSchema.optional(),
 }).superRefine((spec, context) => {
   for (const [name, model] of Object.entries(spec.models)) {
     model.fallbacks.forEach((fallback, index) => {

@@ -108,10 +108,11 @@ export async function handleInference(
           facts,
           fellBack,
         });
-        if (outcome.response && !retryable(outcome, retries.on_status)) {
+        if (!retryable(outcome, retries.on_status)) {
+          // A held answer from an earlier server is replaced: release it.
+          await failure?.response?.body?.cancel();
           return outcome.deliver();
         }
-        if (!retryable(outcome, retries.on_status)) throw outcome.error;
         trace.reasons.push(`${endpoint.url}: ${reasonOf(outcome)}`);
         if (failure?.response) await failure.response.body?.cancel();
         failure = outcome;

@@ -136,3 +136,49 @@ Deno.test("--config serves a YAML spec and a bad --port is refused", async () =>
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("SIGTERM refuses new connections, lets a stream in flight finish, and exits 0", async () => {
+  const dir = await Deno.makeTempDir();
+  const { startSimServer } = await import("../sim/server.ts");
+  const sim = await startSimServer({ itlMs: 40, ttftMs: 1 });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/spec.yaml`,
+      `models:\n  m:\n    servers: ["${sim.url}"]\nshutdown:\n  drain_timeout: 20\n`,
+    );
+    const { url, child, log } = await startMain(["--config", `${dir}/spec.yaml`]);
+    const response = await postJson(`${url}/v1/completions`, {
+      model: "m",
+      prompt: "x",
+      max_tokens: 25,
+      stream: true,
+    });
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = (await reader.read()).value ?? "";
+    child.kill("SIGTERM");
+    const exited = child.status;
+    // The listener closes: a new connection is refused while the stream goes on.
+    const { waitFor } = await import("./stack.ts");
+    await waitFor(async () => {
+      try {
+        const probe = await fetch(`${url}/health`, { headers: { connection: "close" } });
+        await probe.body?.cancel();
+        return false;
+      } catch {
+        return true;
+      }
+    }, { what: "new connections to be refused" });
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      text += chunk.value;
+    }
+    assert.match(text, /data: \[DONE\]\n\n$/);
+    await child.stderr.cancel();
+    assert.equal((await exited).code, 0);
+    assert.match(log(), /refusing new connections/);
+  } finally {
+    await sim.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -5,6 +5,7 @@
  */
 import { loadSpecText } from "../config/load.ts";
 import { Gateway } from "../gateway/gateway.ts";
+import { HealthChecker } from "../gateway/health.ts";
 import { MetricsFeed } from "../gateway/metrics_feed.ts";
 import { type RunningGateway, startGateway } from "../gateway/server.ts";
 import { type SimOptions, type SimServer, startSimServer } from "../sim/server.ts";
@@ -33,6 +34,8 @@ export interface StackOptions {
   spec(urls: string[]): Record<string, unknown>;
   /** Scrape the servers' `/metrics` as `main.ts` does (default false). */
   scrape?: boolean;
+  /** Run active health checks as `main.ts` does (default false). */
+  health?: boolean;
 }
 
 /**
@@ -51,6 +54,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   });
   const gateway = new Gateway(loaded);
   const feed = options.scrape ? new MetricsFeed(gateway) : undefined;
+  const health = options.health ? new HealthChecker(gateway) : undefined;
   const running = startGateway(gateway, { hostname: "127.0.0.1", port: 0 });
   return {
     url: running.url,
@@ -61,6 +65,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     async close() {
       // Simulators first: that ends any stream still open, so the gateway can shut down.
       await feed?.stop();
+      health?.stop();
       await Promise.all(sims.map((sim) => sim.close()));
       await running.close();
     },
