@@ -7,7 +7,9 @@
 import { parseArgs } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { DEMO_FLEET, DEMO_SPEC } from "./config/demo.ts";
-import { type LoadedSpec, loadSpecFile, loadSpecText, SpecError } from "./config/load.ts";
+import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "./config/load.ts";
+import { readSpecFile } from "./config/store.ts";
+import { startControlPlane } from "./admin/control_plane.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { HealthChecker } from "./gateway/health.ts";
 import { setupLogging } from "./gateway/log.ts";
@@ -26,6 +28,7 @@ Options:
   --port N            Port to listen on (default 8000).
   --log-format FMT    text (default) or json.
   --log-level LEVEL   debug, info (default), warning or error.
+  --no-write-back     Keep admin API changes in memory instead of writing them to the spec.
   --help              Show this help.
 `;
 
@@ -42,6 +45,7 @@ async function main(args: string[]): Promise<number> {
         port: { type: "string", default: "8000" },
         "log-format": { type: "string", default: "text" },
         "log-level": { type: "string", default: "info" },
+        "no-write-back": { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -74,15 +78,18 @@ async function main(args: string[]): Promise<number> {
 
   const fleet: SimServer[] = [];
   let loaded: LoadedSpec;
+  let text = DEMO_SPEC;
+  let load: LoadSpecOptions = {};
   try {
     if (flags.config !== undefined) {
-      loaded = await loadSpecFile(flags.config);
+      ({ loaded, text } = await readSpecFile(flags.config));
     } else {
       for (const model of DEMO_FLEET) {
         fleet.push(await startSimServer({ port: 0, models: [model] }));
       }
       const urls = new Map(fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url]));
-      loaded = await loadSpecText(DEMO_SPEC, { format: "yaml", env: (name) => urls.get(name) });
+      load = { env: (name) => urls.get(name) };
+      loaded = await loadSpecText(DEMO_SPEC, { ...load, format: "yaml" });
     }
   } catch (error) {
     await Promise.all(fleet.map((sim) => sim.close()));
@@ -94,9 +101,22 @@ async function main(args: string[]): Promise<number> {
   }
 
   const gateway = new Gateway(loaded);
+  try {
+    await gateway.startPlugins();
+  } catch (error) {
+    await Promise.all(fleet.map((sim) => sim.close()));
+    console.error(`Invalid spec: ${error instanceof Error ? error.message : error}`);
+    return 1;
+  }
   const feed = new MetricsFeed(gateway);
   const health = new HealthChecker(gateway);
-  const running = startGateway(gateway, { hostname: flags.host, port });
+  const control = await startControlPlane(gateway, {
+    text,
+    load,
+    writeBack: !flags["no-write-back"],
+    ...(flags.config !== undefined && { path: flags.config }),
+  });
+  const running = startGateway(gateway, { hostname: flags.host, port, routes: [control.routes] });
   if (fleet.length > 0) {
     logger.info(
       "Demo mode: {count} simulated vLLM servers on {urls} serve the models below. " +
@@ -135,8 +155,10 @@ async function main(args: string[]): Promise<number> {
       seconds: drainSeconds,
     });
   }
+  await control.close();
   health.stop();
   await feed.stop();
+  await gateway.closePlugins();
   await Promise.all(fleet.map((sim) => sim.close()));
   logger.info("LLMStream stopped");
   return 0;

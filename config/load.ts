@@ -9,6 +9,8 @@ import { z } from "zod";
 import { type Spec, specSchema } from "./schema.ts";
 import { StrategyCatalog } from "../strategies/loader.ts";
 import type { StrategyFactory } from "../strategies/types.ts";
+import { PluginCatalog } from "../plugins/loader.ts";
+import type { PluginFactory } from "../plugins/types.ts";
 
 /** A spec that failed to load; `problems` lists every one, each starting with its path. */
 export class SpecError extends Error {
@@ -34,6 +36,8 @@ export interface LoadedSpec {
   readonly spec: Spec;
   /** Strategy factory per model name. */
   readonly factories: ReadonlyMap<string, StrategyFactory>;
+  /** Plugin factory per entry of `spec.plugins`, in the same order. */
+  readonly plugins: readonly PluginFactory[];
 }
 
 /** Options for {@link loadSpecFile} and {@link loadSpecText}. */
@@ -128,8 +132,19 @@ export async function loadSpecText(
       }
     }
   }
+  const plugins: PluginFactory[] = [];
+  if (parsed.success) {
+    const pluginCatalog = new PluginCatalog({ dirs: [`${baseDir}/plugins`] });
+    for (const [index, plugin] of parsed.data.plugins.entries()) {
+      try {
+        plugins.push(await pluginCatalog.resolve(plugin.name, baseDir));
+      } catch (error) {
+        problems.push(`${formatPath(["plugins", index, "name"])}: ${errorText(error)}`);
+      }
+    }
+  }
   if (!parsed.success || problems.length > 0) throw new SpecError(source, problems.sort());
-  return { spec: parsed.data, factories };
+  return { spec: parsed.data, factories, plugins };
 }
 
 /** Each model's strategy reference, read from a validated or a raw (invalid) spec. */

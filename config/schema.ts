@@ -29,6 +29,7 @@ export const serverSchema = z.union([
     url: serverUrl,
     weight: z.number().positive().finite().default(1),
     max_concurrent: z.number().int().positive().optional(),
+    api_key: z.string().min(1).optional(),
   }),
 ]);
 
@@ -94,6 +95,11 @@ export const serverLimitsSchema = z.strictObject({
   queue_timeout: seconds.default(10),
 });
 
+/** Token usage read from answers. */
+export const usageSchema = z.strictObject({
+  add_stream_usage: z.boolean().default(false),
+});
+
 /** Graceful shutdown. */
 export const shutdownSchema = z.strictObject({
   drain_timeout: seconds.default(30),
@@ -103,6 +109,15 @@ export const shutdownSchema = z.strictObject({
 export const adminSchema = z.strictObject({
   token: z.string().min(1).optional(),
 });
+
+/** One enabled plugin: a name (or path) and its options; a bare string is a name. */
+export const pluginSchema = z.union([
+  z.string().min(1).transform((name) => ({ name, options: {} as Record<string, unknown> })),
+  z.strictObject({
+    name: z.string().min(1),
+    options: z.record(z.string(), z.unknown()).default({}),
+  }),
+]);
 
 /** The whole spec. */
 export const specSchema = z.strictObject({
@@ -116,6 +131,8 @@ export const specSchema = z.strictObject({
   server_limits: serverLimitsSchema.prefault({}),
   shutdown: shutdownSchema.prefault({}),
   admin: adminSchema.optional(),
+  usage: usageSchema.prefault({}),
+  plugins: z.array(pluginSchema).default([{ name: "logging", options: {} }]),
 }).superRefine((spec, context) => {
   for (const [name, model] of Object.entries(spec.models)) {
     model.fallbacks.forEach((fallback, index) => {

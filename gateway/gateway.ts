@@ -7,8 +7,12 @@
  */
 import type { LoadedSpec } from "../config/load.ts";
 import type { Spec } from "../config/schema.ts";
+import { getLogger } from "@logtape/logtape";
+import { buildPluginChain, PluginChain } from "./plugins.ts";
 import { ServerPool } from "./pool.ts";
 import { buildRoutes, type ModelRoute } from "./routes.ts";
+
+const logger = getLogger(["llmstream", "config"]);
 
 /** Metrics older than this many scrape intervals no longer count. */
 export const STALE_INTERVALS = 3;
@@ -24,6 +28,9 @@ export class Gateway {
   #listeners = new Set<(loaded: LoadedSpec) => void>();
   /** True once shutdown began: `/ready` answers 503 and new requests are refused. */
   draining = false;
+  /** The plugins in force (empty until {@link Gateway.startPlugins}). */
+  plugins: PluginChain = new PluginChain();
+  #pluginUpdate: Promise<void> = Promise.resolve();
 
   /**
    * Creates the gateway state for a loaded spec.
@@ -52,12 +59,42 @@ export class Gateway {
   }
 
   /**
+   * Creates the plugins the spec enables; call once before serving.
+   *
+   * @throws Error naming the plugin whose options are wrong.
+   */
+  async startPlugins(): Promise<void> {
+    this.plugins = await buildPluginChain(this.#loaded, this, { previous: this.plugins });
+  }
+
+  /** Waits for plugin changes from the last {@link Gateway.apply} to take effect. */
+  pluginsSettled(): Promise<void> {
+    return this.#pluginUpdate;
+  }
+
+  /** Closes every plugin (on shutdown). */
+  async closePlugins(): Promise<void> {
+    await this.#pluginUpdate;
+    await this.plugins.close();
+    this.plugins = new PluginChain();
+  }
+
+  /**
    * Puts a new spec in force. Servers that stay keep their state; strategies whose name and
    * options did not change keep theirs; requests in flight finish where they are.
    *
    * @param loaded The new validated spec.
    */
   apply(loaded: LoadedSpec): void {
+    if (JSON.stringify(loaded.spec.plugins) !== JSON.stringify(this.#loaded.spec.plugins)) {
+      this.#pluginUpdate = this.#pluginUpdate.then(async () => {
+        try {
+          this.plugins = await buildPluginChain(loaded, this, { previous: this.plugins });
+        } catch (error) {
+          logger.error("Keeping the previous plugins: {error}", { error });
+        }
+      });
+    }
     this.pool.setStaleAfter(staleAfterMs(loaded.spec));
     this.#routes = buildRoutes(loaded, this.pool, { previous: this.#routes });
     this.#loaded = loaded;

@@ -1,22 +1,25 @@
 /**
  * Handles one inference request (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`):
- * read the body once, find the model, then try servers until one answers: a failure before any
- * byte reached the client (connection refused or reset, a retryable status, a first-byte timeout)
- * is retried on a different server, then on the model's fallbacks. One log line per request.
+ * read the body once, run the plugins' `onRequest`, then try servers until one answers. A failure
+ * before any byte reached the client (connection refused or reset, a retryable status, a
+ * first-byte timeout) is retried on a different server, then on the model's fallbacks. The
+ * plugins' `onResponse` runs once when the request has ended.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import type { PluginOutcome, PluginRequest } from "../plugins/types.ts";
+import type { RequestFacts } from "../strategies/types.ts";
 import { HttpError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
+import { upstreamRequestHeaders } from "./headers.ts";
 import type { Endpoint } from "./pool.ts";
 import { forward, type ForwardResult, type ForwardTimeouts } from "./proxy.ts";
-import { readInferenceBody, requestFacts } from "./request.ts";
+import { type ParsedBody, readInferenceBody, requestFacts } from "./request.ts";
 import type { ModelRoute } from "./routes.ts";
-import type { RequestFacts } from "../strategies/types.ts";
 import { acquireServer } from "./selection.ts";
 
-const logger = getLogger(["llmstream", "request"]);
+const logger = getLogger(["llmstream", "breaker"]);
 const encoder = new TextEncoder();
 
 /** What {@link handleInference} needs besides the gateway. */
@@ -29,13 +32,15 @@ export interface InferenceOptions {
   requestId: string;
 }
 
-/** Per-request bookkeeping shared by attempts and the log line. */
+/** Per-request bookkeeping shared by attempts and the outcome report. */
 interface Trace {
   readonly started: number;
+  parsedAt: number;
+  upstreamMs: number;
   attempts: number;
-  model: string;
+  model: string | undefined;
   server: string | null;
-  reasons: string[];
+  retried: string[];
 }
 
 /**
@@ -43,7 +48,7 @@ interface Trace {
  *
  * @param gateway The running gateway.
  * @param options The request, its path and id.
- * @returns The response streaming from the server that answered.
+ * @returns The response streaming from the server that answered, or a plugin's answer.
  * @throws HttpError for bad input (400, 404, 413), no server (503) and upstream failures.
  */
 export async function handleInference(
@@ -52,87 +57,128 @@ export async function handleInference(
 ): Promise<Response> {
   const { request, path, requestId } = options;
   const spec = gateway.spec;
+  const plugins = gateway.plugins;
   const trace: Trace = {
     started: performance.now(),
+    parsedAt: 0,
+    upstreamMs: 0,
     attempts: 0,
-    model: "",
+    model: undefined,
     server: null,
-    reasons: [],
+    retried: [],
   };
-  const parsed = await readInferenceBody(request, {
-    maxBytes: spec.limits.max_body_bytes,
-    timeoutMs: spec.limits.body_timeout * 1000,
-  });
-  const primary = gateway.routes.get(parsed.model);
-  if (!primary) {
-    const available = [...gateway.routes.keys()].map((name) => `"${name}"`).join(", ");
-    throw new HttpError(
-      404,
-      "not_found_error",
-      `Unknown model "${parsed.model}": available models are ${available || "(none)"}`,
-      { param: "model", code: "model_not_found" },
-    );
-  }
-  const facts = requestFacts(parsed, { path, headers: request.headers });
-  const retries = spec.retries;
-  const deadline = Date.now() + retries.deadline * 1000;
-  const chain = [primary, ...primary.fallbacks.flatMap((name) => gateway.routes.get(name) ?? [])];
-  let failure: Failed | undefined;
+  let pluginRequest: PluginRequest | undefined;
   try {
-    for (const route of chain) {
-      trace.model = route.name;
-      const body = route === primary && route.upstreamModel === undefined
-        ? parsed.bytes
-        : encoder.encode(
-          JSON.stringify({ ...parsed.json, model: route.upstreamModel ?? route.name }),
-        );
-      const tried = new Set<Endpoint>();
-      while (tried.size < retries.max_attempts) {
-        if (failure) {
-          const backoff = retries.backoff * 1000 * 2 ** (trace.attempts - 1) * Math.random();
-          if (Date.now() + backoff > deadline) break;
-          await new Promise((resolve) => setTimeout(resolve, backoff));
-        }
-        const endpoint = await acquireServer(route, { facts, tried, spec, signal: request.signal });
-        if (!endpoint) break;
-        tried.add(endpoint);
-        trace.attempts++;
-        trace.server = endpoint.url;
-        const fellBack = route !== primary;
-        const outcome = await attempt(gateway, {
-          route,
-          endpoint,
-          body,
-          options,
-          trace,
-          facts,
-          fellBack,
-        });
-        if (!retryable(outcome, retries.on_status)) {
-          // A held answer from an earlier server is replaced: release it.
-          await failure?.response?.body?.cancel();
-          return outcome.deliver();
-        }
-        trace.reasons.push(`${endpoint.url}: ${reasonOf(outcome)}`);
-        if (failure?.response) await failure.response.body?.cancel();
-        failure = outcome;
-      }
-      if (Date.now() > deadline) break;
+    const parsed = await readInferenceBody(request, {
+      maxBytes: spec.limits.max_body_bytes,
+      timeoutMs: spec.limits.body_timeout * 1000,
+    });
+    trace.parsedAt = performance.now();
+    const primary = gateway.routes.get(parsed.model);
+    pluginRequest = newPluginRequest(options, parsed, primary !== undefined, trace.started);
+    const early = await plugins.onRequest(pluginRequest);
+    if (early) {
+      for (const [name, value] of pluginRequest.responseHeaders) early.headers.set(name, value);
+      report(gateway, pluginRequest, trace, { status: early.status, outcome: "error" });
+      return early;
     }
-    if (failure?.response) return failure.deliver();
-    if (failure) throw failure.error;
-    throw new HttpError(
-      503,
-      "service_unavailable_error",
-      `Model "${primary.name}" has no server to take the request` +
-        (chain.length > 1 ? ` and neither have its fallbacks ${primary.fallbacks.join(", ")}` : ""),
-      { code: "no_server_available", headers: { "retry-after": "1" } },
-    );
+    if (!primary) {
+      const available = [...gateway.routes.keys()].map((name) => `"${name}"`).join(", ");
+      throw new HttpError(
+        404,
+        "not_found_error",
+        `Unknown model "${parsed.model}": available models are ${available || "(none)"}`,
+        { param: "model", code: "model_not_found" },
+      );
+    }
+    return await route(gateway, { primary, parsed, pluginRequest, trace, options });
   } catch (error) {
-    if (error instanceof HttpError) error.headers["x-llmstream-attempts"] = String(trace.attempts);
-    logOutcome(request, { path, requestId, trace, error });
+    pluginRequest ??= newPluginRequest(options, undefined, false, trace.started);
+    const status = error instanceof HttpError ? error.status : 500;
+    if (error instanceof HttpError) {
+      error.headers["x-llmstream-attempts"] = String(trace.attempts);
+      for (const [name, value] of pluginRequest.responseHeaders) error.headers[name] = value;
+    }
+    report(gateway, pluginRequest, trace, {
+      status,
+      outcome: status === 499 ? "aborted" : "error",
+      errorCode: error instanceof HttpError ? error.code ?? undefined : "internal_error",
+    });
     throw error;
   }
+}
+
+/** What {@link route} needs. */
+interface RouteOptions {
+  primary: ModelRoute;
+  parsed: ParsedBody;
+  pluginRequest: PluginRequest;
+  trace: Trace;
+  options: InferenceOptions;
+}
+
+/** Tries the model's servers, then its fallbacks'; returns the answer to deliver. */
+async function route(gateway: Gateway, routing: RouteOptions): Promise<Response> {
+  const { primary, parsed, pluginRequest, trace, options } = routing;
+  const spec = gateway.spec;
+  const retries = spec.retries;
+  const facts = requestFacts(parsed, { path: options.path, headers: options.request.headers });
+  const deadline = Date.now() + retries.deadline * 1000;
+  const chain = [primary, ...primary.fallbacks.flatMap((name) => gateway.routes.get(name) ?? [])];
+  const json = spec.usage.add_stream_usage && parsed.json["stream"] === true
+    ? withStreamUsage(parsed.json)
+    : parsed.json;
+  let failure: Attempted | undefined;
+  for (const model of chain) {
+    trace.model = model.name;
+    const body = model === primary && model.upstreamModel === undefined && json === parsed.json
+      ? parsed.bytes
+      : encoder.encode(JSON.stringify({ ...json, model: model.upstreamModel ?? model.name }));
+    const tried = new Set<Endpoint>();
+    while (tried.size < retries.max_attempts) {
+      if (failure) {
+        const backoff = retries.backoff * 1000 * 2 ** (trace.attempts - 1) * Math.random();
+        if (Date.now() + backoff > deadline) break;
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+      }
+      const endpoint = await acquireServer(model, {
+        facts,
+        tried,
+        spec,
+        signal: options.request.signal,
+      });
+      if (!endpoint) break;
+      tried.add(endpoint);
+      trace.attempts++;
+      trace.server = endpoint.url;
+      const outcome = await attempt(gateway, {
+        route: model,
+        endpoint,
+        body,
+        facts,
+        pluginRequest,
+        trace,
+        fellBack: model !== primary,
+      });
+      if (!retryable(outcome, retries.on_status)) {
+        // A held answer from an earlier server is replaced: release it.
+        await failure?.response?.body?.cancel();
+        return outcome.deliver();
+      }
+      trace.retried.push(`${endpoint.url}: ${reasonOf(outcome)}`);
+      await failure?.response?.body?.cancel();
+      failure = outcome;
+    }
+    if (Date.now() > deadline) break;
+  }
+  if (failure) return failure.deliver();
+  throw new HttpError(
+    503,
+    "service_unavailable_error",
+    `Model "${primary.name}" has no server to take the request` +
+      (chain.length > 1 ? ` and neither have its fallbacks ${primary.fallbacks.join(", ")}` : ""),
+    { code: "no_server_available", headers: { "retry-after": "1" } },
+  );
 }
 
 /** What one attempt needs. */
@@ -140,64 +186,73 @@ interface AttemptOptions {
   route: ModelRoute;
   endpoint: Endpoint;
   body: Uint8Array<ArrayBuffer>;
-  options: InferenceOptions;
-  trace: Trace;
   facts: RequestFacts;
+  pluginRequest: PluginRequest;
+  trace: Trace;
   fellBack: boolean;
 }
 
-/** How an attempt ended: an answer to deliver, or an error (maybe with the server's answer). */
-interface Failed {
+/** How an attempt ended: the server's answer, or an error. */
+interface Attempted {
   /** The server's answer, when one came (its body not yet read). */
   response?: Response;
   /** The error, when no answer came. */
   error?: unknown;
-  /** Hands the answer to the client: adds the gateway's headers and logs when it ends. */
+  /** Hands the answer to the client (adds the gateway's headers), or throws the error. */
   deliver(): Response;
 }
 
 /** Sends one attempt to a server whose slot the caller acquired. */
-async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Failed> {
-  const { route, endpoint, body, options, trace, facts } = attempt;
-  const spec = gateway.spec;
+async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attempted> {
+  const { route, endpoint, body, facts, pluginRequest, trace } = attempt;
   const server = endpoint.server;
   const probe = server.breaker.onSend(Date.now());
   route.strategy.onStart?.(endpoint, facts);
-  let final = false;
+  let delivered = false;
+  let deliveredAt = 0;
   const onEnd = (result: ForwardResult): void => {
     server.end();
     route.strategy.onEnd?.(endpoint, facts, result.outcome);
-    const failed = result.outcome === "error" || (result.status ?? 0) >= 500;
-    const change = server.breaker.record(failed, { probe, now: Date.now() });
-    if (change === "ejected") {
-      logger.warn("Server {url} ejected after failures; it gets no traffic until {until}", {
-        url: server.url,
-        until: new Date(server.breaker.openUntil).toISOString(),
-      });
-    } else if (change === "restored") {
-      logger.info("Server {url} passed its probe request and gets traffic again", {
-        url: server.url,
-      });
+    recordBreaker(server, { failed: failedResult(result), probe });
+    if (!delivered) {
+      trace.upstreamMs += result.firstByteMs ?? performance.now() - sentAt;
+      return;
     }
-    if (final) logOutcome(options.request, { ...options, trace, result });
+    report(gateway, pluginRequest, trace, {
+      status: result.status ?? 502,
+      outcome: result.outcome,
+      ttftMs: result.firstChunkMs === undefined ? undefined : sentAt + result.firstChunkMs -
+        trace.started,
+      usage: result.usage,
+      overheadMs: deliveredAt - trace.parsedAt - trace.upstreamMs - (result.firstByteMs ?? 0),
+    });
   };
+  const headers = pluginRequest.upstreamHeaders;
+  if (server.apiKey !== undefined) headers.set("authorization", `Bearer ${server.apiKey}`);
+  const sentAt = performance.now();
   try {
     const response = await forward({
-      request: options.request,
+      request: pluginRequest.request,
       serverUrl: endpoint.url,
-      path: options.path,
+      path: pluginRequest.path,
       body,
-      requestId: options.requestId,
-      timeouts: timeoutsFor(spec, route),
+      requestId: pluginRequest.requestId,
+      headers,
+      readUsage: gateway.plugins.wantsUsage,
+      timeouts: timeoutsFor(gateway, route),
       onEnd,
     });
     return {
       response,
       deliver(): Response {
-        final = true;
+        delivered = true;
+        deliveredAt = performance.now();
         response.headers.set("x-llmstream-server", endpoint.url);
         response.headers.set("x-llmstream-attempts", String(trace.attempts));
         if (attempt.fellBack) response.headers.set("x-llmstream-model", route.name);
+        for (const [name, value] of pluginRequest.responseHeaders) {
+          response.headers.set(name, value);
+        }
         return response;
       },
     };
@@ -211,7 +266,30 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Faile
   }
 }
 
-function timeoutsFor(spec: Gateway["spec"], route: ModelRoute): ForwardTimeouts {
+/** Connection errors, timeouts and 5xx answers count against a server; 4xx never do. */
+function failedResult(result: ForwardResult): boolean {
+  return result.outcome === "error" || (result.status ?? 0) >= 500;
+}
+
+function recordBreaker(
+  server: Endpoint["server"],
+  options: { failed: boolean; probe: boolean },
+): void {
+  const change = server.breaker.record(options.failed, { probe: options.probe, now: Date.now() });
+  if (change === "ejected") {
+    logger.warn("Server {url} ejected after failures; it gets no traffic until {until}", {
+      url: server.url,
+      until: new Date(server.breaker.openUntil).toISOString(),
+    });
+  } else if (change === "restored") {
+    logger.info("Server {url} passed its probe request and gets traffic again", {
+      url: server.url,
+    });
+  }
+}
+
+function timeoutsFor(gateway: Gateway, route: ModelRoute): ForwardTimeouts {
+  const spec = gateway.spec;
   const own = spec.models[route.name]?.timeouts ?? {};
   return {
     firstByteMs: (own.first_byte ?? spec.timeouts.first_byte) * 1000,
@@ -220,50 +298,66 @@ function timeoutsFor(spec: Gateway["spec"], route: ModelRoute): ForwardTimeouts 
   };
 }
 
-function retryable(outcome: Failed, onStatus: readonly number[]): boolean {
+function retryable(outcome: Attempted, onStatus: readonly number[]): boolean {
   if (outcome.response) return onStatus.includes(outcome.response.status);
   const error = outcome.error;
   return error instanceof HttpError &&
     (error.code === "upstream_unreachable" || error.code === "upstream_timeout");
 }
 
-function reasonOf(outcome: Failed): string {
+function reasonOf(outcome: Attempted): string {
   if (outcome.response) return `HTTP ${outcome.response.status}`;
   const error = outcome.error;
   return error instanceof HttpError ? error.code ?? error.message : String(error);
 }
 
-/** Fields of the one log line a request gets. */
-interface LogFields {
-  path: string;
-  requestId: string;
-  trace: Trace;
-  result?: ForwardResult;
-  error?: unknown;
+/** A copy of the body asking the server for a final usage chunk in the stream. */
+function withStreamUsage(json: Record<string, unknown>): Record<string, unknown> {
+  const options = json["stream_options"];
+  const current = options !== null && typeof options === "object" ? options : {};
+  return { ...json, stream_options: { ...current, include_usage: true } };
 }
 
-function logOutcome(request: Request, fields: LogFields): void {
-  const { trace, result, error } = fields;
-  const status = result?.status ?? (error instanceof HttpError ? error.status : 500);
-  logger.info(
-    "{method} {path} model={model} server={server} status={status} outcome={outcome} " +
-      "attempts={attempts} first_byte_ms={firstByteMs} duration_ms={durationMs} id={requestId}",
-    {
-      method: request.method,
-      path: fields.path,
-      model: trace.model,
-      server: trace.server,
-      status,
-      outcome: result?.outcome ?? "error",
-      attempts: trace.attempts,
-      firstByteMs: round(result?.firstByteMs),
-      durationMs: round(performance.now() - trace.started),
-      requestId: fields.requestId,
-      ...(trace.reasons.length > 0 ? { retried: trace.reasons.join("; ") } : {}),
-    },
-  );
+function newPluginRequest(
+  options: InferenceOptions,
+  parsed: ParsedBody | undefined,
+  known: boolean,
+  started: number,
+): PluginRequest {
+  return {
+    requestId: options.requestId,
+    request: options.request,
+    path: options.path,
+    model: parsed?.model ?? "",
+    known,
+    body: parsed?.json ?? {},
+    upstreamHeaders: upstreamRequestHeaders(options.request.headers, options.requestId),
+    responseHeaders: new Headers(),
+    state: new Map(),
+    started,
+  };
 }
 
-function round(ms: number | undefined): number | null {
-  return ms === undefined ? null : Math.round(ms * 10) / 10;
+/** The parts of an outcome that differ between paths. */
+type OutcomeFields = Pick<PluginOutcome, "status" | "outcome"> & Partial<PluginOutcome>;
+
+function report(
+  gateway: Gateway,
+  request: PluginRequest,
+  trace: Trace,
+  fields: OutcomeFields,
+): void {
+  const durationMs = performance.now() - trace.started;
+  gateway.plugins.onResponse(request, {
+    model: trace.model,
+    server: trace.server,
+    attempts: trace.attempts,
+    ttftMs: undefined,
+    durationMs,
+    overheadMs: trace.parsedAt === 0 ? durationMs : Math.max(0, durationMs - trace.upstreamMs),
+    usage: undefined,
+    errorCode: undefined,
+    retried: trace.retried,
+    ...fields,
+  });
 }

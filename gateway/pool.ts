@@ -39,6 +39,8 @@ export class ServerState {
   readonly slots: SlotQueue = new SlotQueue();
   /** Most requests in flight at once, or `undefined` for no cap. */
   maxConcurrent: number | undefined;
+  /** The server's own API key (vLLM `--api-key`), sent as `Authorization: Bearer`. */
+  apiKey: string | undefined;
   /** When the last metrics scrape finished, in milliseconds since the epoch (0: never). */
   metricsAt = 0;
   #metrics = new Map<string, ServerMetrics>();

@@ -9,7 +9,9 @@
  */
 import type { RequestOutcome } from "../strategies/types.ts";
 import { HttpError } from "./errors.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import type { TokenUsage } from "../plugins/types.ts";
+import { clientResponseHeaders } from "./headers.ts";
+import { UsageTap } from "./usage_tap.ts";
 import { watchdog } from "./watchdog.ts";
 
 /** How a forwarded request ended. */
@@ -20,6 +22,10 @@ export interface ForwardResult {
   status?: number;
   /** Milliseconds until the upstream's response headers, when they arrived. */
   firstByteMs?: number;
+  /** Milliseconds until the first body chunk, when one arrived. */
+  firstChunkMs?: number;
+  /** Token usage read from the body, when asked for and reported. */
+  usage?: TokenUsage;
 }
 
 /** Timeouts of one forwarded request, in milliseconds. */
@@ -42,8 +48,12 @@ export interface ForwardOptions {
   path: string;
   /** The body to send. */
   body: Uint8Array<ArrayBuffer>;
-  /** The request id sent upstream and returned. */
+  /** The request id returned to the client. */
   requestId: string;
+  /** Headers to send upstream (already filtered, with the request id). */
+  headers: Headers;
+  /** Read token usage from the answer (for plugins). */
+  readUsage: boolean;
   /** Timeouts. */
   timeouts: ForwardTimeouts;
   /** Called exactly once when the request ends, on every path. */
@@ -88,9 +98,12 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     clientGone = true;
     upstreamAbort.abort();
   }
+  let tap: UsageTap | undefined;
   function end(outcome: RequestOutcome): void {
     if (ended) return;
     ended = true;
+    const usage = tap?.finish();
+    if (usage) result.usage = usage;
     watchdog.delete(watched);
     request.signal.removeEventListener("abort", onClientAbort);
     result.outcome = outcome;
@@ -105,7 +118,7 @@ export async function forward(options: ForwardOptions): Promise<Response> {
   try {
     upstream = await fetch(serverUrl + options.path, {
       method: "POST",
-      headers: upstreamRequestHeaders(request.headers, requestId),
+      headers: options.headers,
       body: options.body,
       signal: upstreamAbort.signal,
       redirect: "manual",
@@ -146,6 +159,7 @@ export async function forward(options: ForwardOptions): Promise<Response> {
 
   const reader = upstream.body.getReader();
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
+  if (options.readUsage) tap = new UsageTap(isSse);
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
@@ -155,6 +169,8 @@ export async function forward(options: ForwardOptions): Promise<Response> {
           end(okOutcome);
         } else {
           lastChunkAt = performance.now();
+          result.firstChunkMs ??= lastChunkAt - started;
+          tap?.chunk(chunk.value);
           controller.enqueue(chunk.value);
         }
       } catch (error) {

@@ -58,6 +58,7 @@ export function buildRoutes(
       state.maxConcurrent = ("max_concurrent" in server ? server.max_concurrent : undefined) ??
         loaded.spec.server_limits.max_concurrent;
       state.breaker.settings = loaded.spec.outlier_detection;
+      state.apiKey = "api_key" in server ? server.api_key : undefined;
       return new Endpoint(state, {
         weight: server.weight,
         index,

@@ -34,6 +34,8 @@ export interface RouteContext {
   readonly path: string;
   /** The request id (from the client or generated). */
   readonly requestId: string;
+  /** The client's address, when the request came over the network. */
+  readonly remoteAddr?: Deno.NetAddr;
 }
 
 /**
@@ -46,6 +48,8 @@ export type RouteHandler = (context: RouteContext) => Promise<Response | undefin
 export interface HandleOptions {
   /** Extra routes tried, in order, before the built-in ones. */
   routes?: readonly RouteHandler[];
+  /** The client's address, passed on to the extra routes. */
+  remoteAddr?: Deno.NetAddr;
 }
 
 /**
@@ -64,9 +68,16 @@ export async function handleRequest(
   const requestId = requestIdOf(request);
   try {
     const path = pathOf(request.url);
-    for (const route of options.routes ?? []) {
-      const response = await route({ request, path, requestId });
-      if (response) return response;
+    for (const routes of [options.routes, gateway.plugins.routes]) {
+      for (const route of routes ?? []) {
+        const response = await route({
+          request,
+          path,
+          requestId,
+          ...(options.remoteAddr && { remoteAddr: options.remoteAddr }),
+        });
+        if (response) return response;
+      }
     }
     const method = METHODS.get(path);
     if (method === undefined) {
@@ -144,7 +155,7 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
     onListen() {},
-  }, (request) => handleRequest(gateway, request, options));
+  }, (request, { remoteAddr }) => handleRequest(gateway, request, { ...options, remoteAddr }));
   const host = server.addr.hostname.includes(":")
     ? `[${server.addr.hostname}]`
     : server.addr.hostname;

@@ -7,7 +7,7 @@ import { loadSpecText } from "../config/load.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { HealthChecker } from "../gateway/health.ts";
 import { MetricsFeed } from "../gateway/metrics_feed.ts";
-import { type RunningGateway, startGateway } from "../gateway/server.ts";
+import { type RouteHandler, type RunningGateway, startGateway } from "../gateway/server.ts";
 import { type SimOptions, type SimServer, startSimServer } from "../sim/server.ts";
 
 /** A running gateway with its simulated servers. */
@@ -30,8 +30,12 @@ export interface Stack {
 export interface StackOptions {
   /** One entry per simulated server. */
   sims?: SimOptions[];
-  /** Spec builder, given the simulators' URLs. */
-  spec(urls: string[]): Record<string, unknown>;
+  /** Spec builder, given the simulators' URLs: an object, or YAML text. */
+  spec(urls: string[]): Record<string, unknown> | string;
+  /** Write the spec to this file first and load it as from there (`.json`: JSON, else YAML). */
+  specFile?: string;
+  /** Extra routes (e.g. the admin API), made once the gateway exists; given the spec's text. */
+  routes?(gateway: Gateway, text: string): Promise<RouteHandler[]>;
   /** Scrape the servers' `/metrics` as `main.ts` does (default false). */
   scrape?: boolean;
   /** Run active health checks as `main.ts` does (default false). */
@@ -49,13 +53,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   for (const simOptions of options.sims ?? []) {
     sims.push(await startSimServer({ port: 0, ...simOptions }));
   }
-  const loaded = await loadSpecText(JSON.stringify(options.spec(sims.map((sim) => sim.url))), {
-    format: "json",
+  const spec = options.spec(sims.map((sim) => sim.url));
+  const text = typeof spec === "string" ? spec : JSON.stringify(spec, null, 2);
+  if (options.specFile) await Deno.writeTextFile(options.specFile, text);
+  const loaded = await loadSpecText(text, {
+    format: typeof spec === "string" && !/\.json$/i.test(options.specFile ?? "") ? "yaml" : "json",
+    ...(options.specFile && { source: options.specFile }),
   });
   const gateway = new Gateway(loaded);
+  await gateway.startPlugins();
   const feed = options.scrape ? new MetricsFeed(gateway) : undefined;
   const health = options.health ? new HealthChecker(gateway) : undefined;
-  const running = startGateway(gateway, { hostname: "127.0.0.1", port: 0 });
+  const routes = await options.routes?.(gateway, text) ?? [];
+  const running = startGateway(gateway, { hostname: "127.0.0.1", port: 0, routes });
   return {
     url: running.url,
     gateway,
@@ -68,6 +78,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       health?.stop();
       await Promise.all(sims.map((sim) => sim.close()));
       await running.close();
+      await gateway.closePlugins();
     },
   };
 }

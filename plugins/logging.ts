@@ -1,0 +1,55 @@
+/**
+ * Request logs: one structured line per request, when it has ended (streams included), with the
+ * request id, model, server, status, time to first byte, duration, tokens, attempts and the
+ * caller's key hash (never the key). 5xx answers log at warning, the rest at info.
+ *
+ * Enabled by default; option `tokens: false` stops it reading token usage. A spec with a `plugins` list enables it by naming `logging`. The line goes
+ * through LogTape (`--log-format json` prints it as one JSON object).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Plugin, PluginOptions } from "./types.ts";
+
+const logger = getLogger(["llmstream", "request"]);
+
+/**
+ * Creates the logging plugin.
+ *
+ * @param options `options.tokens: false` skips reading token usage from answers.
+ * @returns The plugin.
+ */
+export default function createLogging(options: PluginOptions): Plugin {
+  return {
+    wantsUsage: options.options["tokens"] !== false,
+    onResponse(request, outcome) {
+      const level = outcome.status >= 500 ? "warn" : "info";
+      logger[level](
+        "{method} {path} model={model} server={server} status={status} outcome={outcome} " +
+          "attempts={attempts} ttft_ms={ttftMs} duration_ms={durationMs} id={requestId}",
+        {
+          method: request.request.method,
+          path: request.path,
+          model: outcome.model ?? (request.known ? request.model : null),
+          server: outcome.server,
+          status: outcome.status,
+          outcome: outcome.outcome,
+          attempts: outcome.attempts,
+          ttftMs: round(outcome.ttftMs),
+          durationMs: round(outcome.durationMs),
+          overheadMs: round(outcome.overheadMs),
+          requestId: request.requestId,
+          promptTokens: outcome.usage?.prompt_tokens ?? null,
+          completionTokens: outcome.usage?.completion_tokens ?? null,
+          keyHash: request.state.get("auth.key_hash") ?? null,
+          ...(outcome.errorCode ? { errorCode: outcome.errorCode } : {}),
+          ...(outcome.retried.length > 0 ? { retried: outcome.retried.join("; ") } : {}),
+        },
+      );
+    },
+  };
+}
+
+function round(ms: number | undefined): number | null {
+  return ms === undefined ? null : Math.round(ms * 10) / 10;
+}
