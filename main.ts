@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { DEMO_FLEET, DEMO_SPEC } from "./config/demo.ts";
 import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "./config/load.ts";
-import { readSpecFile } from "./config/store.ts";
+import { readSpecFile } from "./config/spec_file.ts";
 import { startControlPlane } from "./admin/control_plane.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { HealthChecker } from "./gateway/health.ts";

@@ -55,7 +55,7 @@ export async function handleInference(
   gateway: Gateway,
   options: InferenceOptions,
 ): Promise<Response> {
-  const { request, path, requestId } = options;
+  const { request } = options;
   const spec = gateway.spec;
   const plugins = gateway.plugins;
   const trace: Trace = {
