@@ -79,6 +79,7 @@ export async function handleInference(
     const early = await plugins.onRequest(pluginRequest);
     if (early) {
       for (const [name, value] of pluginRequest.responseHeaders) early.headers.set(name, value);
+      early.headers.set("x-request-id", options.requestId);
       report(gateway, pluginRequest, trace, { status: early.status, outcome: "error" });
       return early;
     }
