@@ -93,6 +93,7 @@ export class MetricsFeed {
       }
       return;
     }
+    server.scrapeErrors++;
     if (!this.#failing.has(result.url)) {
       this.#failing.add(result.url);
       logger.warn(

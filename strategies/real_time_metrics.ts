@@ -90,7 +90,14 @@ export default function createRealTimeMetrics(options: StrategyOptions): Strateg
   };
 }
 
-function readParams(raw: Readonly<Record<string, unknown>>): MetricsWeightParams {
+/**
+ * Reads the formula's parameters from a model's `strategy_options`, over the defaults.
+ *
+ * @param raw The options.
+ * @returns The parameters.
+ * @throws Error naming an option that is not a non-negative number.
+ */
+export function readParams(raw: Readonly<Record<string, unknown>>): MetricsWeightParams {
   const params = { ...DEFAULT_PARAMS };
   const keys: [string, keyof MetricsWeightParams][] = [
     ["queue_weight", "queueWeight"],

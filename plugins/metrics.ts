@@ -1,0 +1,143 @@
+/**
+ * Prometheus metrics: serves `GET /metrics` (text format 0.0.4) on the gateway's port.
+ *
+ * Per-request series are counted in `onResponse` (a few Map lookups per request); per-server
+ * gauges, breaker states and route weights are read from the gateway when scraped. Label values
+ * come from the configuration only (model names, server URLs), so client input never creates a
+ * series: a model that is not configured counts as `model="unknown"`.
+ *
+ * Series: `llmstream_requests_total{model,server,path,status,outcome}`,
+ * `llmstream_request_duration_seconds`, `llmstream_time_to_first_token_seconds` and
+ * `llmstream_gateway_overhead_seconds` (histograms by model), `llmstream_prompt_tokens_total` and
+ * `llmstream_completion_tokens_total` (by model), `llmstream_retries_total{model,server}`,
+ * `llmstream_server_in_flight`, `llmstream_server_queued`, `llmstream_server_healthy`,
+ * `llmstream_server_ejections_total`, `llmstream_server_metrics_age_seconds`,
+ * `llmstream_server_metrics_stale`, `llmstream_server_breaker_state{server,state}`,
+ * `llmstream_route_weight{model,server}`, `llmstream_config_reloads_total` and
+ * `llmstream_config_last_reload_timestamp_seconds`.
+ *
+ * Options:
+ * - `path`: where to serve (default `/metrics`).
+ * - `tokens`: count prompt and completion tokens (default true; makes the gateway read usage);
+ *   `false` leaves the token series out.
+ * - `token`: when set, scrapes must send `Authorization: Bearer TOKEN` (use `${VAR}`).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { HttpError } from "../gateway/errors.ts";
+import type { Gateway } from "../gateway/gateway.ts";
+import type { Plugin, PluginOptions } from "./types.ts";
+import { PROMETHEUS_CONTENT_TYPE, writeFamily, writeSample } from "./_prometheus.ts";
+import { writeFleet } from "./_prometheus_fleet.ts";
+import { RequestMetrics } from "./_prometheus_requests.ts";
+
+const optionsSchema = z.strictObject({
+  path: z.string().regex(/^\/[\x21-\x7e]*$/, "must start with / and hold no spaces")
+    .default("/metrics"),
+  tokens: z.boolean().default(true),
+  token: z.string().min(1).optional(),
+});
+
+const encoder = new TextEncoder();
+
+/**
+ * Creates the metrics plugin; it counts config reloads until closed.
+ *
+ * @param options The spec's options (see the module docs) and the gateway.
+ * @returns The plugin.
+ * @throws Error when the options are invalid.
+ */
+export default function createMetrics(options: PluginOptions): Plugin {
+  const parsed = optionsSchema.safeParse(options.options);
+  if (!parsed.success) {
+    throw new Error(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+  }
+  const settings = parsed.data;
+  const gateway = options.gateway;
+  const requests = new RequestMetrics({
+    isServer: (url) => gateway.pool.get(url) !== undefined,
+    tokens: settings.tokens,
+  });
+  const reloads = { count: 0, at: 0 };
+  const unsubscribe = gateway.onApply(() => {
+    reloads.count++;
+    reloads.at = Date.now();
+  });
+  const expected = settings.token === undefined ? undefined : `Bearer ${settings.token}`;
+  return {
+    wantsUsage: settings.tokens,
+    onResponse(request, outcome) {
+      requests.record(request, outcome);
+    },
+    routes(context) {
+      if (context.path !== settings.path) return Promise.resolve(undefined);
+      const method = context.request.method;
+      if (method !== "GET" && method !== "HEAD") {
+        throw new HttpError(
+          405,
+          "invalid_request_error",
+          `Method "${method}" is not allowed on "${settings.path}": use GET`,
+          {
+            code: "method_not_allowed",
+            headers: { allow: "GET" },
+          },
+        );
+      }
+      if (
+        expected !== undefined && !sameText(context.request.headers.get("authorization"), expected)
+      ) {
+        throw new HttpError(401, "authentication_error", "The metrics token is missing or wrong", {
+          code: "invalid_api_key",
+          headers: { "www-authenticate": "Bearer" },
+        });
+      }
+      const body = render(gateway, requests, reloads);
+      return Promise.resolve(
+        new Response(method === "HEAD" ? null : body, {
+          headers: { "content-type": PROMETHEUS_CONTENT_TYPE, "cache-control": "no-store" },
+        }),
+      );
+    },
+    close() {
+      unsubscribe();
+    },
+  };
+}
+
+function render(
+  gateway: Gateway,
+  requests: RequestMetrics,
+  reloads: { count: number; at: number },
+): string {
+  const out: string[] = [];
+  requests.write(out, gateway.routes.keys());
+  writeFleet(out, gateway);
+  writeFamily(out, {
+    name: "llmstream_config_reloads_total",
+    type: "counter",
+    help: "Specs put in force after start (file reloads and admin API changes).",
+  });
+  writeSample(out, { name: "llmstream_config_reloads_total", labels: "", value: reloads.count });
+  writeFamily(out, {
+    name: "llmstream_config_last_reload_timestamp_seconds",
+    type: "gauge",
+    help: "When the last spec was put in force, in seconds since the epoch (0: none yet).",
+  });
+  writeSample(out, {
+    name: "llmstream_config_last_reload_timestamp_seconds",
+    labels: "",
+    value: reloads.at / 1000,
+  });
+  out.push("");
+  return out.join("\n");
+}
+
+/** Compares two strings in time that depends on their lengths only. */
+function sameText(given: string | null, expected: string): boolean {
+  const a = encoder.encode(given ?? "");
+  const b = encoder.encode(expected);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i]!;
+  return diff === 0;
+}
