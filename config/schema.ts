@@ -37,6 +37,7 @@ const seconds = z.number().positive().finite();
 
 /** Timeouts in seconds; the top level sets defaults, a model may override any of them. */
 export const timeoutsSchema = z.strictObject({
+  connect: seconds.default(5),
   first_byte: seconds.default(300),
   idle: seconds.default(120),
   total: seconds.default(1800),

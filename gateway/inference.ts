@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { PluginOutcome, PluginRequest } from "../plugins/types.ts";
 import type { RequestFacts } from "../strategies/types.ts";
+import { checkConnect, RECENT_ANSWER_MS } from "./connect_check.ts";
 import { HttpError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
 import { upstreamRequestHeaders } from "./headers.ts";
@@ -231,7 +232,14 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
   const headers = pluginRequest.upstreamHeaders;
   if (server.apiKey !== undefined) headers.set("authorization", `Bearer ${server.apiKey}`);
   const sentAt = performance.now();
+  const timeouts = timeoutsFor(gateway, route);
   try {
+    if (sentAt - server.lastAnswerAt > RECENT_ANSWER_MS) {
+      await checkConnect(endpoint.url, timeouts.connectMs).catch((error) => {
+        onEnd({ outcome: "error" });
+        throw error;
+      });
+    }
     const response = await forward({
       request: pluginRequest.request,
       serverUrl: endpoint.url,
@@ -240,9 +248,10 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
       requestId: pluginRequest.requestId,
       headers,
       readUsage: gateway.plugins.wantsUsage,
-      timeouts: timeoutsFor(gateway, route),
+      timeouts,
       onEnd,
     });
+    server.lastAnswerAt = performance.now();
     return {
       response,
       deliver(): Response {
@@ -293,6 +302,7 @@ function timeoutsFor(gateway: Gateway, route: ModelRoute): ForwardTimeouts {
   const spec = gateway.spec;
   const own = spec.models[route.name]?.timeouts ?? {};
   return {
+    connectMs: (own.connect ?? spec.timeouts.connect) * 1000,
     firstByteMs: (own.first_byte ?? spec.timeouts.first_byte) * 1000,
     idleMs: (own.idle ?? spec.timeouts.idle) * 1000,
     totalMs: (own.total ?? spec.timeouts.total) * 1000,

@@ -41,6 +41,8 @@ export class ServerState {
   maxConcurrent: number | undefined;
   /** The server's own API key (vLLM `--api-key`), sent as `Authorization: Bearer`. */
   apiKey: string | undefined;
+  /** When the server last sent response headers (`performance.now()`; never: -Infinity). */
+  lastAnswerAt = -Infinity;
   /** Failed metrics scrapes of the server. */
   scrapeErrors = 0;
   /** When the last metrics scrape finished, in milliseconds since the epoch (0: never). */

@@ -30,6 +30,8 @@ export interface ForwardResult {
 
 /** Timeouts of one forwarded request, in milliseconds. */
 export interface ForwardTimeouts {
+  /** To open a connection (checked apart, see `connect_check.ts`). */
+  connectMs: number;
   /** Until the server's response headers arrive. */
   firstByteMs: number;
   /** Longest gap between body chunks. */
