@@ -211,23 +211,28 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
   const probe = server.breaker.onSend(Date.now());
   route.strategy.onStart?.(endpoint, facts);
   let delivered = false;
+  let ended: ForwardResult | undefined;
   let deliveredAt = 0;
+  const reportEnd = (result: ForwardResult): void => {
+    report(gateway, pluginRequest, trace, {
+      status: result.status ?? 502,
+      outcome: result.outcome,
+      ttftMs: result.firstChunkMs === undefined
+        ? undefined
+        : sentAt + result.firstChunkMs - trace.started,
+      usage: result.usage,
+      // The gateway's own time: from the body read to the answer handed over, less the time
+      // spent waiting on servers (every try's).
+      overheadMs: deliveredAt - trace.parsedAt - trace.upstreamMs,
+    });
+  };
   const onEnd = (result: ForwardResult): void => {
     server.end();
     route.strategy.onEnd?.(endpoint, facts, result.outcome);
     recordBreaker(server, { failed: failedResult(result), probe });
-    if (!delivered) {
-      trace.upstreamMs += result.firstByteMs ?? performance.now() - sentAt;
-      return;
-    }
-    report(gateway, pluginRequest, trace, {
-      status: result.status ?? 502,
-      outcome: result.outcome,
-      ttftMs: result.firstChunkMs === undefined ? undefined : sentAt + result.firstChunkMs -
-        trace.started,
-      usage: result.usage,
-      overheadMs: deliveredAt - trace.parsedAt - trace.upstreamMs - (result.firstByteMs ?? 0),
-    });
+    // A buffered answer ends before it is delivered; it is reported on delivery.
+    if (delivered) reportEnd(result);
+    else ended = result;
   };
   const headers = pluginRequest.upstreamHeaders;
   if (server.apiKey !== undefined) headers.set("authorization", `Bearer ${server.apiKey}`);
@@ -252,6 +257,7 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
       onEnd,
     });
     server.lastAnswerAt = performance.now();
+    trace.upstreamMs += server.lastAnswerAt - sentAt;
     return {
       response,
       deliver(): Response {
@@ -263,10 +269,12 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
         for (const [name, value] of pluginRequest.responseHeaders) {
           response.headers.set(name, value);
         }
+        if (ended) reportEnd(ended);
         return response;
       },
     };
   } catch (error) {
+    trace.upstreamMs += performance.now() - sentAt;
     return {
       error,
       deliver(): Response {

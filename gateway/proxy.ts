@@ -84,6 +84,7 @@ export async function forward(options: ForwardOptions): Promise<Response> {
   let ended = false;
   let headersAt = 0;
   let lastChunkAt = 0;
+  let buffering = false;
   const result: ForwardResult = { outcome: "success" };
 
   const watched = {
@@ -91,7 +92,7 @@ export async function forward(options: ForwardOptions): Promise<Response> {
       if (expired !== undefined || ended) return;
       if (headersAt === 0) {
         if (now - started > timeouts.firstByteMs) expired = "first_byte";
-      } else if (now - lastChunkAt > timeouts.idleMs) expired = "idle";
+      } else if (!buffering && now - lastChunkAt > timeouts.idleMs) expired = "idle";
       if (expired === undefined && now - started > timeouts.totalMs) expired = "total";
       if (expired !== undefined) upstreamAbort.abort();
     },
@@ -159,9 +160,41 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     return new Response(null, { status: upstream.status, headers });
   }
 
-  const reader = upstream.body.getReader();
   const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
-  if (options.readUsage) tap = new UsageTap(isSse);
+  if (!isSse) {
+    // A JSON answer is read whole and sent as one buffer: Deno then writes it natively, which
+    // is about twice as fast as passing each chunk through JavaScript. SSE streams chunk by chunk.
+    buffering = true;
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      bytes = await upstream.bytes();
+    } catch (error) {
+      if (clientGone) {
+        end("aborted");
+        throw new HttpError(499, "invalid_request_error", "The client closed the request", {
+          cause: error,
+        });
+      }
+      end("error");
+      throw new HttpError(
+        expired === undefined ? 502 : 504,
+        expired === undefined ? "server_error" : "timeout_error",
+        expired === undefined
+          ? `Server "${serverUrl}" failed while sending its answer: ${errorText(error)}`
+          : `Server "${serverUrl}" did not finish its answer within ${timeouts.totalMs / 1000} s`,
+        { code: expired === undefined ? "upstream_body_error" : "upstream_timeout", cause: error },
+      );
+    }
+    result.firstChunkMs = performance.now() - started;
+    if (options.readUsage) {
+      tap = new UsageTap(false);
+      tap.chunk(bytes);
+    }
+    end(okOutcome);
+    return new Response(bytes, { status: upstream.status, headers });
+  }
+  const reader = upstream.body.getReader();
+  if (options.readUsage) tap = new UsageTap(true);
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
