@@ -16,8 +16,8 @@ export interface ServerView {
   url: string;
   /** Whether the running config names it (false: removed, finishing its requests). */
   in_config: boolean;
-  /** The models using it, with the weight each gives it. */
-  models: { model: string; weight: number; served_model: string }[];
+  /** The models using it: the spec's weight and the strategy's live weight now, if it has one. */
+  models: { model: string; weight: number; current_weight: number; served_model: string }[];
   /** Requests this gateway has in flight on it now. */
   in_flight: number;
   /** Requests sent in total. */
@@ -53,9 +53,17 @@ export interface ServerView {
 export function serverViews(gateway: Gateway, now: number = Date.now()): ServerView[] {
   const uses = new Map<string, ServerView["models"]>();
   for (const route of gateway.routes.values()) {
+    const live = route.endpoints.filter((endpoint) => endpoint.server.available(now));
     for (const endpoint of route.endpoints) {
       const list = uses.get(endpoint.url) ?? [];
-      list.push({ model: route.name, weight: endpoint.weight, served_model: endpoint.servedModel });
+      list.push({
+        model: route.name,
+        weight: endpoint.weight,
+        current_weight: !endpoint.server.available(now)
+          ? 0
+          : route.strategy.weightOf?.(endpoint, live) ?? endpoint.weight,
+        served_model: endpoint.servedModel,
+      });
       uses.set(endpoint.url, list);
     }
   }

@@ -18,7 +18,7 @@ export const SPEEDS: readonly number[] = [1, 1, 0.6, 0.3];
 /** Simulator options shared by every server (speed aside). */
 export const SIM_OPTIONS: Readonly<SimOptions> = {
   models: [MODEL],
-  itlMs: 15,
+  itlMs: 10,
   ttftMs: 5,
   prefillMsPerToken: 0.05,
   batchFactor: 0.02,
@@ -80,13 +80,13 @@ export interface ProbeResult {
  * Output tokens received after a warm-up, divided by the mean output length, give requests per
  * second (tokens count partial requests too, so short windows stay accurate).
  *
- * @param seconds Measuring window, after a warm-up of 1.5 s.
+ * @param seconds Measuring window, after a warm-up of 1 s.
  * @returns Requests per second, per server and in total.
  */
 export async function probeCapacity(seconds: number): Promise<ProbeResult> {
   const fleet = await startFleet();
   const clients = 2 * (SIM_OPTIONS.maxNumSeqs ?? 1);
-  const warmupMs = 1500;
+  const warmupMs = 1000;
   const start = performance.now();
   const measureFrom = start + warmupMs;
   const measureTo = measureFrom + seconds * 1000;

@@ -1,13 +1,13 @@
 /**
- * The routing benchmark's oracle baseline, as a strategy file: "shortest expected delay", i.e.
- * join the shortest queue normalised by speed, using the simulators' exact state at pick time:
+ * The routing benchmark's oracle baseline, as a strategy file: join the shortest queue normalised
+ * by speed (shortest expected delay), using the simulators' exact state at pick time (read
+ * in-process: no scrape, no delay), which no real gateway can see:
  *
  *     score = (running + waiting + pending + 1) / speed
  *
- * where `running` and `waiting` are read from the simulator in-process (no scrape, no delay) and
- * `pending` counts requests the gateway sent that the simulator has not received yet. The lowest
- * score wins; ties go to the faster server. A real gateway cannot see this state; the benchmark
- * registers its fleet with {@link setOracleFleet} before the gateway starts.
+ * where `pending` counts requests the gateway sent that the simulator has not received yet. The
+ * lowest score wins; ties go to the faster server. The benchmark registers its fleet with
+ * {@link setOracleFleet} before the gateway starts.
  *
  * @module
  */

@@ -17,6 +17,10 @@ export interface RunStrategiesOptions {
   seed: number;
   /** Runs at once (each in its own worker). */
   parallel: number;
+  /** Extra `strategy_options` of `real_time_metrics`. */
+  rtmOptions: Record<string, unknown>;
+  /** Seconds after the last send at which open requests are cut. */
+  drainSeconds: number;
 }
 
 /**
@@ -36,7 +40,13 @@ export async function runStrategies(
   for (let i = 0; i < strategies.length; i += options.parallel) {
     const group = strategies.slice(i, i + options.parallel);
     const workers = group.map((strategy) =>
-      new RunWorker({ strategy, interval: options.interval, seed: options.seed })
+      new RunWorker({
+        strategy,
+        interval: options.interval,
+        seed: options.seed,
+        rtmOptions: options.rtmOptions,
+        drainSeconds: options.drainSeconds,
+      })
     );
     try {
       await Promise.all(workers.map((worker) => worker.ready));

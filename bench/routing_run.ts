@@ -20,12 +20,16 @@ export const ORACLE = "oracle";
 
 /** How a run is set up. */
 export interface RunConfig {
-  /** A built-in strategy name, or {@link ORACLE}. */
+  /** A built-in strategy name, {@link ORACLE}, or `name{json}` (a variant with extra options). */
   strategy: string;
   /** `metrics_update_interval` in seconds. */
   interval: number;
   /** Seed for the strategies that draw random numbers. */
   seed: number;
+  /** Extra `strategy_options` of `real_time_metrics`. */
+  rtmOptions: Record<string, unknown>;
+  /** Seconds after the last send at which requests still open are cut (aborted). */
+  drainSeconds: number;
 }
 
 /** A fleet and gateway ready to run a trace. */
@@ -41,9 +45,6 @@ export interface PreparedRun {
   /** Stops the gateway, the feed and the fleet. */
   close(): Promise<void>;
 }
-
-/** Seconds a request may take before the client gives up on it (it then counts as an error). */
-const REQUEST_TIMEOUT_S = 180;
 
 /**
  * Starts a fresh fleet and a gateway in front of it, and waits for the first scrape.
@@ -75,24 +76,41 @@ export async function prepareRun(config: RunConfig): Promise<PreparedRun> {
  * except under `weighted_round_robin`, whose weights are the speeds.
  */
 function specFor(config: RunConfig, urls: string[]): Record<string, unknown> {
-  const weighted = config.strategy === "weighted_round_robin";
-  const strategy = config.strategy === ORACLE
-    ? decodeURIComponent(new URL("./routing_oracle.ts", import.meta.url).pathname)
-    : config.strategy;
+  const { name, options } = strategyOf(config);
+  const weighted = name === "weighted_round_robin";
   return {
     models: {
       [MODEL]: {
         servers: urls.map((url, i) => ({ url, weight: weighted ? SPEEDS[i] ?? 1 : 1 })),
-        strategy,
-        strategy_options: { ...(needsSeed(config.strategy) ? { seed: config.seed } : {}) },
+        strategy: name,
+        strategy_options: options,
       },
     },
     metrics_update_interval: config.interval,
   };
 }
 
-function needsSeed(strategy: string): boolean {
-  return strategy === "random" || strategy === "power_of_two";
+/**
+ * A run's strategy name (or file path) and options from its label: a built-in name,
+ * {@link ORACLE}, or `name{json}` for a variant with extra options.
+ */
+function strategyOf(config: RunConfig): { name: string; options: Record<string, unknown> } {
+  const label = config.strategy;
+  // The oracle is a strategy file given by path; the loader imports it by the same URL as this
+  // module's import, so it reads the fleet registered with setOracleFleet.
+  const oracle = decodeURIComponent(new URL("./routing_oracle.ts", import.meta.url).pathname);
+  if (label === ORACLE) return { name: oracle, options: {} };
+  const brace = label.indexOf("{");
+  const name = brace < 0 ? label : label.slice(0, brace);
+  const extra: unknown = brace < 0 ? {} : JSON.parse(label.slice(brace));
+  return {
+    name,
+    options: {
+      ...(name === "random" || name === "power_of_two" ? { seed: config.seed } : {}),
+      ...(name === "real_time_metrics" ? config.rtmOptions : {}),
+      ...(extra !== null && typeof extra === "object" ? extra : {}),
+    },
+  };
 }
 
 async function runTrace(
@@ -109,30 +127,45 @@ async function runTrace(
     tick = now;
   }, 20);
   const start = performance.now();
-  let lastEnd = start;
-  const pending: Promise<Sample>[] = [];
+  const measureFrom = start + trace.warmupMs;
+  let lastEnd = measureFrom;
+  let receivedBefore: number[] | undefined;
+  const pending: Promise<Sample | undefined>[] = [];
+  const cut = new AbortController();
   for (const request of trace.requests) {
     await sleep(start + request.at - performance.now());
+    const measured = request.at >= trace.warmupMs;
+    if (measured && receivedBefore === undefined) {
+      receivedBefore = context.fleet.map((server) => server.sim.state().received);
+    }
     pending.push(
-      send(endpoint, request).then((sample) => {
+      send(endpoint, request, cut.signal).then((sample) => {
+        if (!measured) return undefined;
         lastEnd = Math.max(lastEnd, performance.now());
         return sample;
       }),
     );
   }
-  const samples = await Promise.all(pending);
+  const deadline = setTimeout(() => cut.abort(), context.config.drainSeconds * 1000);
+  const samples = (await Promise.all(pending)).filter((sample) => sample !== undefined);
+  clearTimeout(deadline);
   clearInterval(monitor);
+  const before = receivedBefore ?? context.fleet.map(() => 0);
   return summarise(samples, {
     strategy: context.config.strategy,
     trace: trace.name,
-    spanSeconds: (lastEnd - start) / 1000,
-    received: context.fleet.map((server) => server.sim.state().received),
+    spanSeconds: (lastEnd - measureFrom) / 1000,
+    received: context.fleet.map((server, i) => server.sim.state().received - before[i]!),
     lags,
   });
 }
 
 /** Sends one streaming chat request and times it. */
-async function send(endpoint: string, request: TraceRequest): Promise<Sample> {
+async function send(
+  endpoint: string,
+  request: TraceRequest,
+  signal: AbortSignal,
+): Promise<Sample> {
   const messages = request.system === ""
     ? [{ role: "user", content: request.user }]
     : [{ role: "system", content: request.system }, { role: "user", content: request.user }];
@@ -149,16 +182,22 @@ async function send(endpoint: string, request: TraceRequest): Promise<Sample> {
       method: "POST",
       headers: { "content-type": "application/json" },
       body,
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_S * 1000),
+      signal,
     });
     if (response.status !== 200 || response.body === null) {
       await response.body?.cancel();
-      return { ttftMs, e2eMs: performance.now() - sent, ok: false };
+      return { ttftMs, e2eMs: performance.now() - sent, ok: false, cut: false };
     }
     const decoder = new TextDecoder();
     let head = "";
     let tail = "";
-    for await (const chunk of response.body) {
+    // Aborting the fetch alone left some streaming bodies open here; cancel the reader as well.
+    const reader = response.body.getReader();
+    const cancel = () => void reader.cancel().catch(() => {});
+    signal.addEventListener("abort", cancel, { once: true });
+    for (;;) {
+      const { done, value: chunk } = await reader.read();
+      if (done) break;
       const text = decoder.decode(chunk, { stream: true });
       if (ttftMs === undefined) {
         head += text;
@@ -167,10 +206,11 @@ async function send(endpoint: string, request: TraceRequest): Promise<Sample> {
       }
       tail = (tail + text).slice(-64);
     }
+    signal.removeEventListener("abort", cancel);
     const ok = ttftMs !== undefined && tail.includes("data: [DONE]");
-    return { ttftMs, e2eMs: performance.now() - sent, ok };
+    return { ttftMs, e2eMs: performance.now() - sent, ok, cut: !ok && signal.aborted };
   } catch {
-    return { ttftMs, e2eMs: performance.now() - sent, ok: false };
+    return { ttftMs, e2eMs: performance.now() - sent, ok: false, cut: signal.aborted };
   }
 }
 

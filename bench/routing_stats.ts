@@ -12,6 +12,8 @@ export interface Sample {
   e2eMs: number;
   /** Status 200, a content chunk and `[DONE]`. */
   ok: boolean;
+  /** Still open at the drain deadline and aborted by the client. */
+  cut: boolean;
 }
 
 /** The summary of one strategy on one trace. */
@@ -22,8 +24,10 @@ export interface RunSummary {
   trace: string;
   /** Requests sent. */
   requests: number;
-  /** Requests that failed. */
+  /** Requests that failed (not counting cut ones). */
   errors: number;
+  /** Requests still open at the drain deadline, aborted by the client. */
+  cut: number;
   /** Time to first token, milliseconds. */
   ttftP50: number;
   /** Time to first token, milliseconds. */
@@ -36,7 +40,7 @@ export interface RunSummary {
   throughput: number;
   /** Share of requests each server received, in fleet order. */
   shares: number[];
-  /** Event-loop lag of the process running the run, p99 and max, milliseconds. */
+  /** Event-loop lag of the thread running the run, p99 and max, milliseconds. */
   lagP99: number;
   /** See {@link RunSummary.lagP99}. */
   lagMax: number;
@@ -71,8 +75,9 @@ export interface SummaryContext {
 }
 
 /**
- * Summarises one run. Failed requests count in the latency percentiles with the time they took
- * (TTFT: until they failed), so errors never make a strategy look faster.
+ * Summarises one run. Failed and cut requests count in the latency percentiles with the time
+ * they took (TTFT: until they failed or were cut, a lower bound), so errors never make a strategy
+ * look faster.
  *
  * @param samples One per request sent.
  * @param context Names, span, per-server counts and lag samples.
@@ -80,12 +85,14 @@ export interface SummaryContext {
  */
 export function summarise(samples: readonly Sample[], context: SummaryContext): RunSummary {
   const ok = samples.filter((sample) => sample.ok).length;
+  const cut = samples.filter((sample) => sample.cut).length;
   const total = context.received.reduce((sum, value) => sum + value, 0);
   return {
     strategy: context.strategy,
     trace: context.trace,
     requests: samples.length,
-    errors: samples.length - ok,
+    errors: samples.length - ok - cut,
+    cut,
     ttftP50: quantile(samples.map(ttftOf), 0.5),
     ttftP99: quantile(samples.map(ttftOf), 0.99),
     e2eP50: quantile(samples.map((sample) => sample.e2eMs), 0.5),
@@ -117,14 +124,16 @@ export function markdownTable(
   const baseline = p99Of(options.baseline);
   const oracle = p99Of(options.oracle);
   const lines = [
-    "| strategy | TTFT p50 ms | TTFT p99 ms | e2e p50 ms | e2e p99 ms | req/s | errors | " +
+    "| strategy | TTFT p50 ms | TTFT p99 ms | e2e p50 ms | e2e p99 ms | req/s | errors | cut | " +
     `p99 TTFT / ${options.baseline} | p99 TTFT / ${options.oracle} | share per server |`,
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const row of rows) {
     lines.push(
       `| ${row.strategy} | ${ms(row.ttftP50)} | ${ms(row.ttftP99)} | ${ms(row.e2eP50)} | ` +
-        `${ms(row.e2eP99)} | ${row.throughput.toFixed(1)} | ${row.errors}/${row.requests} | ` +
+        `${ms(row.e2eP99)} | ${
+          row.throughput.toFixed(1)
+        } | ${row.errors}/${row.requests} | ${row.cut} | ` +
         `${ratio(row.ttftP99, baseline)} | ${ratio(row.ttftP99, oracle)} | ` +
         `${row.shares.map((share) => `${Math.round(share * 100)}`).join("/")} |`,
     );

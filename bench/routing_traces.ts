@@ -26,6 +26,8 @@ export interface Trace {
   description: string;
   /** Mean offered load as a share of fleet capacity. */
   load: number;
+  /** Requests sent before this offset (ms) warm the fleet up and are not measured. */
+  warmupMs: number;
   /** The requests, by send time. */
   requests: TraceRequest[];
 }
@@ -69,8 +71,10 @@ export function seeded(seed: number): () => number {
 export interface TraceOptions {
   /** Fleet capacity in requests per second; rates are shares of it. */
   capacity: number;
-  /** Trace length in seconds. */
+  /** Measured length in seconds. */
   seconds: number;
+  /** Seconds of the same traffic before the measured part (steady state, learned speeds). */
+  warmup: number;
   /** Seed of the arrival times and request sizes. */
   seed: number;
 }
@@ -85,13 +89,14 @@ export interface TraceOptions {
 export function poissonTrace(load: number, options: TraceOptions): Trace {
   const random = seeded(options.seed);
   const rate = load * options.capacity;
-  const times = arrivals(random, () => rate, options.seconds * 1000);
+  const times = arrivals(random, () => rate, lengthMs(options));
   return {
     name: `poisson ${Math.round(load * 100)}%`,
     description: `Poisson arrivals at ${rate.toFixed(1)} req/s (${
       Math.round(load * 100)
     }% of capacity), unique prompts`,
     load,
+    warmupMs: options.warmup * 1000,
     requests: times.map((at, i) => uniqueRequest(at, i, random)),
   };
 }
@@ -107,14 +112,15 @@ export function burstyTrace(options: TraceOptions): Trace {
   const random = seeded(options.seed + 1);
   const on = 1.5, off = 0.22, onMs = 1500, cycleMs = 4000;
   const rate = (ms: number) => (ms % cycleMs < onMs ? on : off) * options.capacity;
-  const times = arrivals(random, rate, options.seconds * 1000, on * options.capacity);
+  const times = arrivals(random, rate, lengthMs(options), on * options.capacity);
   const load = (on * onMs + off * (cycleMs - onMs)) / cycleMs;
   return {
     name: "bursty",
-    description: `on/off bursts: ${on * 100}% of capacity for ${onMs / 1000} s, ${
-      off * 100
-    }% for ${(cycleMs - onMs) / 1000} s (mean ${Math.round(load * 100)}%), unique prompts`,
+    description: `on/off bursts: ${on * 100}% of capacity for ${onMs / 1000} s, ${off * 100}% for ${
+      (cycleMs - onMs) / 1000
+    } s (mean ${Math.round(load * 100)}%), unique prompts`,
     load,
+    warmupMs: options.warmup * 1000,
     requests: times.map((at, i) => uniqueRequest(at, i, random)),
   };
 }
@@ -134,7 +140,7 @@ export function prefixTrace(load: number, options: TraceOptions & { prefixes: nu
     (_, k) => text(`system prompt ${k}: you are assistant ${k}.`, between(random, 1200, 1600)),
   );
   const rate = load * options.capacity;
-  const times = arrivals(random, () => rate, options.seconds * 1000);
+  const times = arrivals(random, () => rate, lengthMs(options));
   return {
     name: `prefix ${Math.round(load * 100)}%`,
     description: `${options.prefixes} shared system prompts of 1200..1600 tokens + unique ` +
@@ -142,6 +148,7 @@ export function prefixTrace(load: number, options: TraceOptions & { prefixes: nu
         Math.round(load * 100)
       }% of the unique-prompt capacity)`,
     load,
+    warmupMs: options.warmup * 1000,
     requests: times.map((at, i) => ({
       at,
       system: systems[Math.floor(random() * systems.length)] ?? "",
@@ -149,6 +156,10 @@ export function prefixTrace(load: number, options: TraceOptions & { prefixes: nu
       maxTokens: between(random, ...REQUEST_MIX.outputTokens),
     })),
   };
+}
+
+function lengthMs(options: TraceOptions): number {
+  return (options.warmup + options.seconds) * 1000;
 }
 
 /** Arrival times of a (possibly time-varying) Poisson process, by thinning. */

@@ -110,7 +110,8 @@ export class FileCatalog<T> {
 
 /** Whether this process is a `deno compile` binary, whose own files are embedded, not on disk. */
 function isCompiled(): boolean {
-  return Deno.mainModule.includes("/deno-compile-");
+  // `Deno.mainModule` is undefined inside a Worker.
+  return (Deno.mainModule ?? "").includes("/deno-compile-");
 }
 
 function isFile(path: string): boolean {

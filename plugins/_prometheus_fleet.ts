@@ -7,13 +7,6 @@
  */
 import { type Gateway, STALE_INTERVALS } from "../gateway/gateway.ts";
 import type { ServerState } from "../gateway/pool.ts";
-import type { ModelRoute } from "../gateway/routes.ts";
-import {
-  DEFAULT_PARAMS,
-  liveWeight,
-  type MetricsWeightParams,
-  readParams,
-} from "../strategies/real_time_metrics.ts";
 import { type FamilyType, labelList, writeFamily, writeSample } from "./_prometheus.ts";
 
 const BREAKER_STATES = ["closed", "open", "half_open"] as const;
@@ -111,30 +104,19 @@ export function writeFleet(out: string[], gateway: Gateway): void {
   writeFamily(out, {
     name: "llmstream_route_weight",
     type: "gauge",
-    help: "Weight of the server in the model's route now: the live weight for real_time_metrics, " +
-      "else the spec's static weight; 0 while the server is unhealthy or ejected.",
+    help: "Weight of the server in the model's route now: the strategy's live weight when it " +
+      "reports one (real_time_metrics), else the spec's weight; 0 while unhealthy or ejected.",
   });
   for (const route of gateway.routes.values()) {
-    const params = route.strategyRef === "real_time_metrics" ? weightParams(gateway, route) : null;
+    const live = route.endpoints.filter((endpoint) => endpoint.server.available(now));
     for (const endpoint of route.endpoints) {
       writeSample(out, {
         name: "llmstream_route_weight",
         labels: labelList([["model", route.name], ["server", endpoint.url]]),
         value: !endpoint.server.available(now)
           ? 0
-          : params
-          ? liveWeight(endpoint, params)
-          : endpoint.weight,
+          : route.strategy.weightOf?.(endpoint, live) ?? endpoint.weight,
       });
     }
-  }
-}
-
-/** The real_time_metrics parameters of a route, as its strategy read them from the spec. */
-function weightParams(gateway: Gateway, route: ModelRoute): MetricsWeightParams {
-  try {
-    return readParams(gateway.spec.models[route.name]?.strategy_options ?? {});
-  } catch {
-    return DEFAULT_PARAMS;
   }
 }

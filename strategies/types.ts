@@ -78,6 +78,15 @@ export interface Strategy {
   onStart?(server: ServerView, request: RequestFacts): void;
   /** Called exactly once when that request ends, on every path. */
   onEnd?(server: ServerView, request: RequestFacts, outcome: RequestOutcome): void;
+  /**
+   * Reports the weight the strategy would give a server now, for metrics and the admin API
+   * (optional; strategies without weights leave it out).
+   *
+   * @param server The server.
+   * @param servers All the model's servers that can take traffic.
+   * @returns The weight.
+   */
+  weightOf?(server: ServerView, servers: readonly ServerView[]): number;
 }
 
 /** What a strategy factory receives. */

@@ -242,6 +242,10 @@ Deno.test("GET /admin/servers shows live state, and removed servers finish their
       "gpt-3.5-turbo",
       "gpt-4",
     ]);
+    for (const use of kept.models) {
+      assert.equal(use.weight, 1);
+      assert.ok(use.current_weight > 0, `current weight of ${use.model}: ${use.current_weight}`);
+    }
     assert.equal((await ask(stack, "gpt-4")).sim, 1);
     gate.open();
     let rest = "";
