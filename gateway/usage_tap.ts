@@ -11,13 +11,20 @@ import type { TokenUsage } from "../plugins/types.ts";
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 const decoder = new TextDecoder();
 
-/** Collects one answer's usage from its body chunks. */
+/** Bytes of an SSE stream's tail kept to find its final usage event. */
+const SSE_TAIL_BYTES = 16 * 1024;
+
+/**
+ * Collects one answer's usage from its body chunks. Per chunk it only keeps a reference: a JSON
+ * body is kept whole (up to a limit) and an SSE stream's last 16 KiB, where servers put the usage
+ * event; both are decoded once, at the end.
+ */
 export class UsageTap {
   #sse: boolean;
-  #pending = "";
   #chunks: Uint8Array[] = [];
   #size = 0;
   #usage: TokenUsage | undefined;
+  #finished = false;
 
   /**
    * Creates a tap for one answer.
@@ -34,54 +41,53 @@ export class UsageTap {
    * @param chunk The bytes, as they go to the client.
    */
   chunk(chunk: Uint8Array): void {
+    this.#size += chunk.byteLength;
     if (!this.#sse) {
-      this.#size += chunk.byteLength;
       if (this.#size <= MAX_JSON_BYTES) this.#chunks.push(chunk);
       return;
     }
-    const text = this.#pending + decoder.decode(chunk, { stream: true });
-    let start = 0;
-    for (;;) {
-      const end = text.indexOf("\n\n", start);
-      if (end < 0) break;
-      this.#event(text.slice(start, end));
-      start = end + 2;
+    this.#chunks.push(chunk);
+    while (this.#chunks.length > 1 && this.#size - this.#chunks[0]!.byteLength >= SSE_TAIL_BYTES) {
+      this.#size -= this.#chunks.shift()!.byteLength;
     }
-    this.#pending = text.slice(start);
-    if (this.#pending.length > MAX_JSON_BYTES) this.#pending = "";
   }
 
   /**
-   * Returns the usage found, reading a kept JSON body now.
+   * Returns the usage found, reading the kept bytes on the first call.
    *
    * @returns The usage, or `undefined`.
    */
   finish(): TokenUsage | undefined {
-    if (!this.#sse && this.#usage === undefined && this.#size <= MAX_JSON_BYTES) {
-      const bytes = new Uint8Array(this.#size);
-      let offset = 0;
-      for (const chunk of this.#chunks) {
-        bytes.set(chunk, offset);
-        offset += chunk.byteLength;
-      }
-      this.#chunks = [];
+    if (this.#finished) return this.#usage;
+    this.#finished = true;
+    if (!this.#sse && this.#size > MAX_JSON_BYTES) return undefined;
+    const bytes = new Uint8Array(this.#chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
+    let offset = 0;
+    for (const chunk of this.#chunks) {
+      bytes.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    this.#chunks = [];
+    const text = decoder.decode(bytes);
+    if (!this.#sse) {
       try {
-        this.#usage = usageOf(JSON.parse(decoder.decode(bytes)));
+        this.#usage = usageOf(JSON.parse(text));
       } catch {
         // Not JSON: no usage.
       }
+      return this.#usage;
+    }
+    const events = text.split("\n\n");
+    for (let i = events.length - 1; i >= 0 && this.#usage === undefined; i--) {
+      const event = events[i]!;
+      if (!event.includes('"usage"')) continue;
+      try {
+        this.#usage = usageOf(JSON.parse(event.replace(/^data: ?/, "")));
+      } catch {
+        // A cut or malformed event carries no usage.
+      }
     }
     return this.#usage;
-  }
-
-  #event(event: string): void {
-    if (!event.includes('"usage"')) return;
-    const data = event.startsWith("data: ") ? event.slice(6) : event.replace(/^data:/, "");
-    try {
-      this.#usage = usageOf(JSON.parse(data)) ?? this.#usage;
-    } catch {
-      // A malformed event carries no usage.
-    }
   }
 }
 
