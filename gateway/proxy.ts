@@ -193,20 +193,20 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     end(okOutcome);
     return new Response(bytes, { status: upstream.status, headers });
   }
-  const reader = upstream.body.getReader();
+  const reader = byteReader(upstream.body);
   if (options.readUsage) tap = new UsageTap(true);
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const chunk = await reader.read();
-        if (chunk.done) {
+        if (chunk === undefined) {
           controller.close();
           end(okOutcome);
         } else {
           lastChunkAt = performance.now();
           result.firstChunkMs ??= lastChunkAt - started;
-          tap?.chunk(chunk.value);
-          controller.enqueue(chunk.value);
+          tap?.chunk(chunk);
+          controller.enqueue(chunk);
         }
       } catch (error) {
         if (clientGone) {
@@ -232,6 +232,54 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     },
   }, { highWaterMark: 0 });
   return new Response(body, { status: upstream.status, headers });
+}
+
+/** Reads a body chunk by chunk; each chunk is a copy of exactly its bytes. */
+interface ByteReader {
+  /** The next chunk, or `undefined` at the end. */
+  read(): Promise<Uint8Array<ArrayBuffer> | undefined>;
+  /** Stops reading. */
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** Bytes read at once from a streamed answer. */
+const READ_BYTES = 16 * 1024;
+
+/**
+ * A reader of an upstream body that does not hold on to Deno's buffers: `fetch` hands out each
+ * chunk as a view on a fresh 64 KiB buffer, which a stream of small SSE events would keep alive
+ * until the client took them (hundreds of MB for a thousand streams). A BYOB reader fills one
+ * reused buffer and each chunk is copied out at its real size.
+ */
+function byteReader(body: ReadableStream<Uint8Array>): ByteReader {
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    // Not a byte stream: read chunks and copy them.
+  }
+  if (byob) {
+    const reader = byob;
+    let buffer = new ArrayBuffer(READ_BYTES);
+    return {
+      async read() {
+        const { done, value } = await reader.read(new Uint8Array(buffer));
+        if (done || value === undefined) return undefined;
+        const copy = value.slice();
+        buffer = value.buffer as ArrayBuffer;
+        return copy;
+      },
+      cancel: (reason) => reader.cancel(reason),
+    };
+  }
+  const reader = body.getReader();
+  return {
+    async read() {
+      const { done, value } = await reader.read();
+      return done ? undefined : value.slice() as Uint8Array<ArrayBuffer>;
+    },
+    cancel: (reason) => reader.cancel(reason),
+  };
 }
 
 /** The SSE event that ends a stream the server broke or the gateway timed out. */
