@@ -5,8 +5,8 @@
  * @module
  */
 
-/** Request headers not sent upstream. */
-const REQUEST_DROP = new Set([
+/** Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded either way. */
+const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-authenticate",
@@ -16,23 +16,20 @@ const REQUEST_DROP = new Set([
   "trailer",
   "transfer-encoding",
   "upgrade",
+];
+
+/** Request headers not sent upstream: `fetch` sets its own host, length and encoding. */
+const REQUEST_DROP = new Set([
+  ...HOP_BY_HOP,
   "host",
   "content-length",
   "accept-encoding",
   "expect",
 ]);
 
-/** Response headers not returned to the client. */
+/** Response headers not returned to the client: the body arrives decoded and re-framed. */
 const RESPONSE_DROP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
+  ...HOP_BY_HOP,
   "content-encoding",
   "content-length",
   "date",

@@ -1,24 +1,9 @@
 import assert from "node:assert/strict";
 import { loadSpecFile } from "../config/load.ts";
+import { ORIGINAL_CONFIG } from "./original_config.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
-
-/** The original README's config.json, word for word. */
-const ORIGINAL_CONFIG = `{
-  "models": {
-    "gpt-3.5-turbo": {
-      "servers": ["http://node1:8000", "http://node2:8000"],
-      "strategy": "round_robin"
-    },
-    "gpt-4": {
-      "servers": ["http://node3:8000", "http://node4:8000"],
-      "strategy": "real_time_metrics"
-    }
-  },
-  "metrics_update_interval": 10
-}
-`;
 
 interface Main {
   url: string;

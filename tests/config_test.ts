@@ -1,21 +1,6 @@
 import assert from "node:assert/strict";
 import { loadSpecFile, loadSpecText, SpecError } from "../config/load.ts";
-
-/** The original README's config.json, word for word. */
-const ORIGINAL_CONFIG = `{
-  "models": {
-    "gpt-3.5-turbo": {
-      "servers": ["http://node1:8000", "http://node2:8000"],
-      "strategy": "round_robin"
-    },
-    "gpt-4": {
-      "servers": ["http://node3:8000", "http://node4:8000"],
-      "strategy": "real_time_metrics"
-    }
-  },
-  "metrics_update_interval": 10
-}
-`;
+import { ORIGINAL_CONFIG } from "./original_config.ts";
 
 async function problemsOf(text: string, format: "json" | "yaml" = "yaml"): Promise<string[]> {
   try {
