@@ -47,6 +47,46 @@ export interface Peer {
 /** The chat completions path every contender serves. */
 export const CHAT = "/v1/chat/completions";
 
+/** Options for {@link llmstreamArgs}. */
+export interface LlmstreamArgs {
+  /** The spec file. */
+  spec: string;
+  /** The port to listen on. */
+  port: number;
+  /** The log level (default `warning`). */
+  level?: string;
+  /** Extra `deno run` flags before the permissions (e.g. `--inspect=...`). */
+  flags?: readonly string[];
+}
+
+/**
+ * The `deno run ... main.ts` command line every benchmark uses for LLMStream.
+ *
+ * @param repoDir The repository folder.
+ * @param options Spec, port, log level and extra flags.
+ * @returns argv, starting with the deno binary.
+ */
+export function llmstreamArgs(repoDir: string, options: LlmstreamArgs): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    ...(options.flags ?? []),
+    "--allow-net",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    `${repoDir}/main.ts`,
+    "--config",
+    options.spec,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(options.port),
+    "--log-level",
+    options.level ?? "warning",
+  ];
+}
+
 async function probe(url: string, headers: Record<string, string>): Promise<boolean> {
   const response = await fetch(url, {
     method: "POST",

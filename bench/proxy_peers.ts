@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { CHAT, commandText, exists, launch, type Peer, pipVersion } from "./proxy_peer_launch.ts";
+import {
+  CHAT,
+  commandText,
+  exists,
+  launch,
+  llmstreamArgs,
+  type Peer,
+  pipVersion,
+} from "./proxy_peer_launch.ts";
 import { freePort } from "./proxy_proc.ts";
 
 export type { Peer, PeerContext, RunningPeer } from "./proxy_peer_launch.ts";
@@ -58,23 +66,7 @@ export function llmstream(level: "warning" | "info"): Peer {
       const dirty = await commandText(["git", "-C", context.repoDir, "status", "--porcelain"]);
       return launch(context, {
         name: `llmstream-${level}`,
-        argv: [
-          Deno.execPath(),
-          "run",
-          "--allow-net",
-          "--allow-read",
-          "--allow-write",
-          "--allow-env",
-          `${context.repoDir}/main.ts`,
-          "--config",
-          spec,
-          "--host",
-          "127.0.0.1",
-          "--port",
-          String(port),
-          "--log-level",
-          level,
-        ],
+        argv: llmstreamArgs(context.repoDir, { spec, port, level }),
         port,
       }, { version: `${commit}${dirty ? "+dirty" : ""}, deno ${Deno.version.deno}` });
     },

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { llmstreamArgs } from "./proxy_peer_launch.ts";
 import { parseArgs } from "node:util";
 import { runStreams, runWrk } from "./proxy_load.ts";
 import { freePort, spawnPinned, waitUntil } from "./proxy_proc.ts";
@@ -140,24 +141,10 @@ async function main(): Promise<number> {
   );
   const port = freePort();
   const inspectPort = freePort();
-  const gateway = spawnPinned([
-    Deno.execPath(),
-    "run",
-    `--inspect=127.0.0.1:${inspectPort}`,
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    `${REPO}/main.ts`,
-    "--config",
-    spec,
-    "--host",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--log-level",
-    "warning",
-  ], { cpus: "1", log: `${runDir}/profile-llmstream.log` });
+  const gateway = spawnPinned(
+    llmstreamArgs(REPO, { spec, port, flags: [`--inspect=127.0.0.1:${inspectPort}`] }),
+    { cpus: "1", log: `${runDir}/profile-llmstream.log` },
+  );
   const url = `http://127.0.0.1:${port}/v1/chat/completions`;
   try {
     const why = await waitUntil(async () => {

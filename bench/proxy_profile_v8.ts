@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { llmstreamArgs } from "./proxy_peer_launch.ts";
 import { parseArgs } from "node:util";
 import { runStreams, runWrk } from "./proxy_load.ts";
 import { freePort, spawnPinned, waitUntil } from "./proxy_proc.ts";
@@ -67,24 +68,14 @@ async function main(): Promise<number> {
     JSON.stringify({ models: { bench: { servers: [`http://127.0.0.1:${upstreamPort}`] } } }),
   );
   const port = freePort();
-  const gateway = spawnPinned([
-    Deno.execPath(),
-    "run",
-    `--v8-flags=--prof,--no-logfile-per-isolate,--logfile=${log}`,
-    "--allow-net",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    `${REPO}/main.ts`,
-    "--config",
-    spec,
-    "--host",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--log-level",
-    "warning",
-  ], { cpus: "1", log: `${runDir}/profile-llmstream.log` });
+  const gateway = spawnPinned(
+    llmstreamArgs(REPO, {
+      spec,
+      port,
+      flags: [`--v8-flags=--prof,--no-logfile-per-isolate,--logfile=${log}`],
+    }),
+    { cpus: "1", log: `${runDir}/profile-llmstream.log` },
+  );
   const url = `http://127.0.0.1:${port}/v1/chat/completions`;
   let load = "";
   try {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { seededRandom } from "../strategies/_seeded_random.ts";
 
 /** One request of a trace. */
 export interface TraceRequest {
@@ -57,14 +58,7 @@ const WORDS = ["alpha", "bravo", "delta", "gamma", "kilo", "lima", "oscar", "sie
  * @returns The generator.
  */
 export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return function next(): number {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return seededRandom(seed);
 }
 
 /** Options shared by the trace builders. */
