@@ -10,10 +10,9 @@
 import { getLogger } from "@logtape/logtape";
 import type { PluginOutcome, PluginRequest } from "../plugins/types.ts";
 import type { RequestFacts } from "../strategies/types.ts";
-import { checkConnect, RECENT_ANSWER_MS } from "./connect_check.ts";
 import { HttpError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
-import { upstreamRequestHeaders } from "./headers.ts";
+import { type HeaderPair, UpstreamHeaders } from "./headers.ts";
 import type { Endpoint } from "./pool.ts";
 import { forward, type ForwardResult, type ForwardTimeouts } from "./proxy.ts";
 import { type ParsedBody, readInferenceBody, requestFacts } from "./request.ts";
@@ -68,15 +67,31 @@ export async function handleInference(
     server: null,
     retried: [],
   };
+  const upstreamHeaders = new UpstreamHeaders(request.headers, options.requestId);
   let pluginRequest: PluginRequest | undefined;
   try {
+    const headerLimit = spec.limits.max_header_bytes;
+    if (upstreamHeaders.clientBytes > headerLimit) {
+      throw new HttpError(
+        431,
+        "invalid_request_error",
+        `The request headers are larger than the limit of ${headerLimit} bytes ` +
+          `(${upstreamHeaders.clientBytes} bytes)`,
+        { code: "headers_too_large" },
+      );
+    }
     const parsed = await readInferenceBody(request, {
       maxBytes: spec.limits.max_body_bytes,
       timeoutMs: spec.limits.body_timeout * 1000,
     });
     trace.parsedAt = performance.now();
     const primary = gateway.routes.get(parsed.model);
-    pluginRequest = newPluginRequest(options, parsed, primary !== undefined, trace.started);
+    pluginRequest = newPluginRequest(options, {
+      parsed,
+      known: primary !== undefined,
+      started: trace.started,
+      upstreamHeaders,
+    });
     const early = await plugins.onRequest(pluginRequest);
     if (early) {
       for (const [name, value] of pluginRequest.responseHeaders) early.headers.set(name, value);
@@ -93,9 +108,20 @@ export async function handleInference(
         { param: "model", code: "model_not_found" },
       );
     }
-    return await route(gateway, { primary, parsed, pluginRequest, trace, options });
+    return await route(gateway, {
+      primary,
+      parsed,
+      pluginRequest,
+      upstreamHeaders,
+      trace,
+      options,
+    });
   } catch (error) {
-    pluginRequest ??= newPluginRequest(options, undefined, false, trace.started);
+    pluginRequest ??= newPluginRequest(options, {
+      known: false,
+      started: trace.started,
+      upstreamHeaders,
+    });
     const status = error instanceof HttpError ? error.status : 500;
     if (error instanceof HttpError) {
       error.headers["x-llmstream-attempts"] = String(trace.attempts);
@@ -115,13 +141,14 @@ interface RouteOptions {
   primary: ModelRoute;
   parsed: ParsedBody;
   pluginRequest: PluginRequest;
+  upstreamHeaders: UpstreamHeaders;
   trace: Trace;
   options: InferenceOptions;
 }
 
 /** Tries the model's servers, then its fallbacks'; returns the answer to deliver. */
 async function route(gateway: Gateway, routing: RouteOptions): Promise<Response> {
-  const { primary, parsed, pluginRequest, trace, options } = routing;
+  const { primary, parsed, pluginRequest, upstreamHeaders, trace, options } = routing;
   const spec = gateway.spec;
   const retries = spec.retries;
   const facts = requestFacts(parsed, { path: options.path, headers: options.request.headers });
@@ -159,6 +186,7 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
         body,
         facts,
         pluginRequest,
+        upstreamHeaders,
         trace,
         fellBack: model !== primary,
       });
@@ -190,6 +218,7 @@ interface AttemptOptions {
   body: Uint8Array<ArrayBuffer>;
   facts: RequestFacts;
   pluginRequest: PluginRequest;
+  upstreamHeaders: UpstreamHeaders;
   trace: Trace;
   fellBack: boolean;
 }
@@ -234,41 +263,37 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
     if (delivered) reportEnd(result);
     else ended = result;
   };
-  const headers = pluginRequest.upstreamHeaders;
-  if (server.apiKey !== undefined) headers.set("authorization", `Bearer ${server.apiKey}`);
   const sentAt = performance.now();
   const timeouts = timeoutsFor(gateway, route);
+  // The gateway's own headers, set on the answer whichever way it is delivered.
+  const own: HeaderPair[] = [
+    ["x-request-id", pluginRequest.requestId],
+    ["x-llmstream-server", endpoint.url],
+    ["x-llmstream-attempts", String(trace.attempts)],
+  ];
+  if (attempt.fellBack) own.push(["x-llmstream-model", route.name]);
+  for (const [name, value] of pluginRequest.responseHeaders) own.push([name, value]);
   try {
-    if (sentAt - server.lastAnswerAt > RECENT_ANSWER_MS) {
-      await checkConnect(endpoint.url, timeouts.connectMs).catch((error) => {
-        onEnd({ outcome: "error" });
-        throw error;
-      });
-    }
     const response = await forward({
       request: pluginRequest.request,
       serverUrl: endpoint.url,
+      pool: server.connections,
       path: pluginRequest.path,
       body,
-      requestId: pluginRequest.requestId,
-      headers,
+      headers: attempt.upstreamHeaders.pairs(
+        server.apiKey === undefined ? undefined : `Bearer ${server.apiKey}`,
+      ),
+      responseHeaders: own,
       readUsage: gateway.plugins.wantsUsage,
       timeouts,
       onEnd,
     });
-    server.lastAnswerAt = performance.now();
-    trace.upstreamMs += server.lastAnswerAt - sentAt;
+    trace.upstreamMs += performance.now() - sentAt;
     return {
       response,
       deliver(): Response {
         delivered = true;
         deliveredAt = performance.now();
-        response.headers.set("x-llmstream-server", endpoint.url);
-        response.headers.set("x-llmstream-attempts", String(trace.attempts));
-        if (attempt.fellBack) response.headers.set("x-llmstream-model", route.name);
-        for (const [name, value] of pluginRequest.responseHeaders) {
-          response.headers.set(name, value);
-        }
         if (ended) reportEnd(ended);
         return response;
       },
@@ -337,23 +362,29 @@ function withStreamUsage(json: Record<string, unknown>): Record<string, unknown>
   return { ...json, stream_options: { ...current, include_usage: true } };
 }
 
-function newPluginRequest(
-  options: InferenceOptions,
-  parsed: ParsedBody | undefined,
-  known: boolean,
-  started: number,
-): PluginRequest {
+/** What a plugin request is made from. */
+interface PluginRequestParts {
+  parsed?: ParsedBody;
+  known: boolean;
+  started: number;
+  upstreamHeaders: UpstreamHeaders;
+}
+
+function newPluginRequest(options: InferenceOptions, parts: PluginRequestParts): PluginRequest {
+  const { parsed, upstreamHeaders } = parts;
   return {
     requestId: options.requestId,
     request: options.request,
     path: options.path,
     model: parsed?.model ?? "",
-    known,
+    known: parts.known,
     body: parsed?.json ?? {},
-    upstreamHeaders: upstreamRequestHeaders(options.request.headers, options.requestId),
+    get upstreamHeaders(): Headers {
+      return upstreamHeaders.headers;
+    },
     responseHeaders: new Headers(),
     state: new Map(),
-    started,
+    started: parts.started,
   };
 }
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { Http1Pool } from "./http1_pool.ts";
 import type { ServerMetrics, ServerView } from "../strategies/types.ts";
 import { Breaker, type BreakerSettings } from "./breaker.ts";
 import { SlotQueue } from "./slot_queue.ts";
@@ -41,8 +42,8 @@ export class ServerState {
   maxConcurrent: number | undefined;
   /** The server's own API key (vLLM `--api-key`), sent as `Authorization: Bearer`. */
   apiKey: string | undefined;
-  /** When the server last sent response headers (`performance.now()`; never: -Infinity). */
-  lastAnswerAt = -Infinity;
+  /** Keep-alive connections to the server. */
+  readonly connections: Http1Pool;
   /** Failed metrics scrapes of the server. */
   scrapeErrors = 0;
   /** When the last metrics scrape finished, in milliseconds since the epoch (0: never). */
@@ -58,6 +59,7 @@ export class ServerState {
    */
   constructor(url: string, staleAfterMs: number) {
     this.url = url;
+    this.connections = new Http1Pool(url);
     this.#staleAfterMs = staleAfterMs;
   }
 
@@ -221,8 +223,16 @@ export class ServerPool {
    */
   retain(inUse: ReadonlySet<string>): void {
     for (const [url, server] of this.#servers) {
-      if (!inUse.has(url) && server.inFlight === 0) this.#servers.delete(url);
+      if (!inUse.has(url) && server.inFlight === 0) {
+        this.#servers.delete(url);
+        server.connections.close();
+      }
     }
+  }
+
+  /** Closes every server's idle connections (on shutdown). */
+  closeConnections(): void {
+    for (const server of this.#servers.values()) server.connections.close();
   }
 
   /**

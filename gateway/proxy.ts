@@ -10,7 +10,8 @@
 import type { RequestOutcome } from "../strategies/types.ts";
 import { HttpError } from "./errors.ts";
 import type { TokenUsage } from "../plugins/types.ts";
-import { clientResponseHeaders } from "./headers.ts";
+import { clientResponseHeaders, headerValue } from "./headers.ts";
+import { ConnectError, type Http1Pool, type UpstreamResponse } from "./http1_pool.ts";
 import { UsageTap } from "./usage_tap.ts";
 import { watchdog } from "./watchdog.ts";
 
@@ -30,7 +31,7 @@ export interface ForwardResult {
 
 /** Timeouts of one forwarded request, in milliseconds. */
 export interface ForwardTimeouts {
-  /** To open a connection (checked apart, see `connect_check.ts`). */
+  /** To open a new connection to the server. */
   connectMs: number;
   /** Until the server's response headers arrive. */
   firstByteMs: number;
@@ -42,18 +43,20 @@ export interface ForwardTimeouts {
 
 /** What {@link forward} needs. */
 export interface ForwardOptions {
-  /** The client's request (its headers are forwarded, its signal tells of a disconnect). */
+  /** The client's request (its signal tells of a disconnect). */
   request: Request;
-  /** The server's base URL. */
+  /** The server's base URL (for messages). */
   serverUrl: string;
+  /** The server's connection pool. */
+  pool: Http1Pool;
   /** The endpoint path, e.g. `/v1/chat/completions`. */
   path: string;
   /** The body to send. */
   body: Uint8Array<ArrayBuffer>;
-  /** The request id returned to the client. */
-  requestId: string;
-  /** Headers to send upstream (already filtered, with the request id). */
-  headers: Headers;
+  /** Header pairs to send upstream (already filtered, with the request id). */
+  headers: Iterable<readonly [string, string]>;
+  /** Header pairs the gateway adds to the client's response (the request id among them). */
+  responseHeaders: Iterable<readonly [string, string]>;
   /** Read token usage from the answer (for plugins). */
   readUsage: boolean;
   /** Timeouts. */
@@ -76,9 +79,8 @@ type Expiry = "first_byte" | "idle" | "total";
  *   the client left first.
  */
 export async function forward(options: ForwardOptions): Promise<Response> {
-  const { request, serverUrl, requestId, timeouts } = options;
+  const { request, serverUrl, timeouts } = options;
   const started = performance.now();
-  const upstreamAbort = new AbortController();
   let expired: Expiry | undefined;
   let clientGone = false;
   let ended = false;
@@ -86,6 +88,12 @@ export async function forward(options: ForwardOptions): Promise<Response> {
   let lastChunkAt = 0;
   let buffering = false;
   const result: ForwardResult = { outcome: "success" };
+  const call = options.pool.send({
+    method: "POST",
+    path: options.path,
+    headers: options.headers,
+    body: options.body,
+  }, { connectTimeoutMs: timeouts.connectMs });
 
   const watched = {
     check(now: number): void {
@@ -94,12 +102,12 @@ export async function forward(options: ForwardOptions): Promise<Response> {
         if (now - started > timeouts.firstByteMs) expired = "first_byte";
       } else if (!buffering && now - lastChunkAt > timeouts.idleMs) expired = "idle";
       if (expired === undefined && now - started > timeouts.totalMs) expired = "total";
-      if (expired !== undefined) upstreamAbort.abort();
+      if (expired !== undefined) call.abort();
     },
   };
   function onClientAbort(): void {
     clientGone = true;
-    upstreamAbort.abort();
+    call.abort();
   }
   let tap: UsageTap | undefined;
   function end(outcome: RequestOutcome): void {
@@ -112,78 +120,73 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     result.outcome = outcome;
     options.onEnd(result);
   }
-
-  watchdog.add(watched);
-  if (request.signal.aborted) onClientAbort();
-  else request.signal.addEventListener("abort", onClientAbort, { once: true });
-
-  let upstream: Response;
-  try {
-    upstream = await fetch(serverUrl + options.path, {
-      method: "POST",
-      headers: options.headers,
-      body: options.body,
-      signal: upstreamAbort.signal,
-      redirect: "manual",
-    });
-  } catch (error) {
+  /** The error for a failure, after ending the request. */
+  function failed(error: unknown, what: "head" | "body"): HttpError {
     if (clientGone) {
       end("aborted");
-      throw new HttpError(499, "invalid_request_error", "The client closed the request", {
+      return new HttpError(499, "invalid_request_error", "The client closed the request", {
         cause: error,
       });
     }
     end("error");
     if (expired !== undefined) {
       const limit = expired === "total" ? timeouts.totalMs : timeouts.firstByteMs;
-      throw new HttpError(
+      return new HttpError(
         504,
         "timeout_error",
-        `Server "${serverUrl}" sent no response within ${limit / 1000} s`,
+        what === "head"
+          ? `Server "${serverUrl}" sent no response within ${limit / 1000} s`
+          : `Server "${serverUrl}" did not finish its answer within ${timeouts.totalMs / 1000} s`,
         { code: "upstream_timeout", cause: error },
       );
     }
-    throw new HttpError(
+    if (error instanceof ConnectError) {
+      return new HttpError(502, "server_error", `Server "${serverUrl}" ${error.message}`, {
+        code: "upstream_unreachable",
+        cause: error,
+      });
+    }
+    return new HttpError(
       502,
       "server_error",
-      `The gateway failed to reach server "${serverUrl}": ${errorText(error)}`,
-      { code: "upstream_unreachable", cause: error },
+      what === "head"
+        ? `The gateway failed to reach server "${serverUrl}": ${errorText(error)}`
+        : `Server "${serverUrl}" failed while sending its answer: ${errorText(error)}`,
+      { code: what === "head" ? "upstream_unreachable" : "upstream_body_error", cause: error },
     );
+  }
+
+  watchdog.add(watched);
+  if (request.signal.aborted) onClientAbort();
+  else request.signal.addEventListener("abort", onClientAbort, { once: true });
+
+  let upstream: UpstreamResponse;
+  try {
+    upstream = await call.response;
+  } catch (error) {
+    throw failed(error, "head");
   }
   headersAt = lastChunkAt = performance.now();
   result.status = upstream.status;
   result.firstByteMs = headersAt - started;
   const okOutcome: RequestOutcome = upstream.status >= 500 ? "error" : "success";
-  const headers = clientResponseHeaders(upstream.headers, requestId);
+  const headers = clientResponseHeaders(upstream.headers, options.responseHeaders);
   if (!upstream.body) {
     end(okOutcome);
     return new Response(null, { status: upstream.status, headers });
   }
 
-  const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
+  const isSse = headerValue(upstream.headers, "content-type").includes("text/event-stream");
+  const body = upstream.body;
   if (!isSse) {
     // A JSON answer is read whole and sent as one buffer: Deno then writes it natively, which
     // is about twice as fast as passing each chunk through JavaScript. SSE streams chunk by chunk.
     buffering = true;
     let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = await upstream.bytes();
+      bytes = await body.bytes();
     } catch (error) {
-      if (clientGone) {
-        end("aborted");
-        throw new HttpError(499, "invalid_request_error", "The client closed the request", {
-          cause: error,
-        });
-      }
-      end("error");
-      throw new HttpError(
-        expired === undefined ? 502 : 504,
-        expired === undefined ? "server_error" : "timeout_error",
-        expired === undefined
-          ? `Server "${serverUrl}" failed while sending its answer: ${errorText(error)}`
-          : `Server "${serverUrl}" did not finish its answer within ${timeouts.totalMs / 1000} s`,
-        { code: expired === undefined ? "upstream_body_error" : "upstream_timeout", cause: error },
-      );
+      throw failed(error, "body");
     }
     result.firstChunkMs = performance.now() - started;
     if (options.readUsage) {
@@ -193,12 +196,11 @@ export async function forward(options: ForwardOptions): Promise<Response> {
     end(okOutcome);
     return new Response(bytes, { status: upstream.status, headers });
   }
-  const reader = byteReader(upstream.body);
   if (options.readUsage) tap = new UsageTap(true);
-  const body = new ReadableStream<Uint8Array>({
+  const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const chunk = await reader.read();
+        const chunk = await body.read();
         if (chunk === undefined) {
           controller.close();
           end(okOutcome);
@@ -215,71 +217,18 @@ export async function forward(options: ForwardOptions): Promise<Response> {
           return;
         }
         end("error");
-        if (!isSse) {
-          controller.error(error);
-          return;
-        }
         // A stream that fails midway ends with an OpenAI-shaped error event, so no client hangs.
         controller.enqueue(encoder.encode(streamErrorEvent(serverUrl, expired, timeouts, error)));
         controller.close();
       }
     },
-    cancel(reason) {
+    cancel() {
       clientGone = true;
-      upstreamAbort.abort();
+      body.cancel();
       end(okOutcome === "error" ? "error" : "aborted");
-      return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
-  return new Response(body, { status: upstream.status, headers });
-}
-
-/** Reads a body chunk by chunk; each chunk is a copy of exactly its bytes. */
-interface ByteReader {
-  /** The next chunk, or `undefined` at the end. */
-  read(): Promise<Uint8Array<ArrayBuffer> | undefined>;
-  /** Stops reading. */
-  cancel(reason?: unknown): Promise<void>;
-}
-
-/** Bytes read at once from a streamed answer. */
-const READ_BYTES = 16 * 1024;
-
-/**
- * A reader of an upstream body that does not hold on to Deno's buffers: `fetch` hands out each
- * chunk as a view on a fresh 64 KiB buffer, which a stream of small SSE events would keep alive
- * until the client took them (hundreds of MB for a thousand streams). A BYOB reader fills one
- * reused buffer and each chunk is copied out at its real size.
- */
-function byteReader(body: ReadableStream<Uint8Array>): ByteReader {
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = body.getReader({ mode: "byob" });
-  } catch {
-    // Not a byte stream: read chunks and copy them.
-  }
-  if (byob) {
-    const reader = byob;
-    let buffer = new ArrayBuffer(READ_BYTES);
-    return {
-      async read() {
-        const { done, value } = await reader.read(new Uint8Array(buffer));
-        if (done || value === undefined) return undefined;
-        const copy = value.slice();
-        buffer = value.buffer as ArrayBuffer;
-        return copy;
-      },
-      cancel: (reason) => reader.cancel(reason),
-    };
-  }
-  const reader = body.getReader();
-  return {
-    async read() {
-      const { done, value } = await reader.read();
-      return done ? undefined : value.slice() as Uint8Array<ArrayBuffer>;
-    },
-    cancel: (reason) => reader.cancel(reason),
-  };
+  return new Response(stream, { status: upstream.status, headers });
 }
 
 /** The SSE event that ends a stream the server broke or the gateway timed out. */

@@ -100,7 +100,6 @@ export async function handleRequest(
           headers: { "retry-after": "1", connection: "close" },
         });
       }
-      checkHeaderSize(request, gateway.spec.limits.max_header_bytes);
       return await handleInference(gateway, { request, path, requestId });
     }
     if (path === "/v1/models") return json(modelList(gateway), 200, requestId);
@@ -163,7 +162,10 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
     url: `http://${host}:${server.addr.port}`,
     port: server.addr.port,
     server,
-    close: () => server.shutdown(),
+    async close() {
+      await server.shutdown();
+      gateway.pool.closeConnections();
+    },
   };
 }
 
@@ -184,20 +186,6 @@ function json(body: unknown, status: number, requestId: string): Response {
     status,
     headers: { "content-type": "application/json", "x-request-id": requestId },
   });
-}
-
-/** Refuses requests whose headers are larger than the limit (431). */
-function checkHeaderSize(request: Request, limit: number): void {
-  let size = 0;
-  for (const [name, value] of request.headers) size += name.length + value.length + 4;
-  if (size > limit) {
-    throw new HttpError(
-      431,
-      "invalid_request_error",
-      `The request headers are larger than the limit of ${limit} bytes (${size} bytes)`,
-      { code: "headers_too_large" },
-    );
-  }
 }
 
 /** The path of a request URL, without parsing the whole URL. */
