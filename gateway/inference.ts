@@ -9,6 +9,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { PluginOutcome, PluginRequest } from "../plugins/types.ts";
+import { InferenceRequest } from "./plugin_request.ts";
 import type { RequestFacts } from "../strategies/types.ts";
 import { HttpError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
@@ -68,7 +69,7 @@ export async function handleInference(
     retried: [],
   };
   const upstreamHeaders = new UpstreamHeaders(request.headers, options.requestId);
-  let pluginRequest: PluginRequest | undefined;
+  let pluginRequest: InferenceRequest | undefined;
   try {
     const headerLimit = spec.limits.max_header_bytes;
     if (upstreamHeaders.clientBytes > headerLimit) {
@@ -86,7 +87,8 @@ export async function handleInference(
     });
     trace.parsedAt = performance.now();
     const primary = gateway.routes.get(parsed.model);
-    pluginRequest = newPluginRequest(options, {
+    pluginRequest = new InferenceRequest({
+      ...options,
       parsed,
       known: primary !== undefined,
       started: trace.started,
@@ -94,7 +96,9 @@ export async function handleInference(
     });
     const early = await plugins.onRequest(pluginRequest);
     if (early) {
-      for (const [name, value] of pluginRequest.responseHeaders) early.headers.set(name, value);
+      for (const [name, value] of pluginRequest.addedResponseHeaders()) {
+        early.headers.set(name, value);
+      }
       early.headers.set("x-request-id", options.requestId);
       report(gateway, pluginRequest, trace, { status: early.status, outcome: "error" });
       return early;
@@ -117,7 +121,8 @@ export async function handleInference(
       options,
     });
   } catch (error) {
-    pluginRequest ??= newPluginRequest(options, {
+    pluginRequest ??= new InferenceRequest({
+      ...options,
       known: false,
       started: trace.started,
       upstreamHeaders,
@@ -125,7 +130,7 @@ export async function handleInference(
     const status = error instanceof HttpError ? error.status : 500;
     if (error instanceof HttpError) {
       error.headers["x-llmstream-attempts"] = String(trace.attempts);
-      for (const [name, value] of pluginRequest.responseHeaders) error.headers[name] = value;
+      for (const [name, value] of pluginRequest.addedResponseHeaders()) error.headers[name] = value;
     }
     report(gateway, pluginRequest, trace, {
       status,
@@ -140,7 +145,7 @@ export async function handleInference(
 interface RouteOptions {
   primary: ModelRoute;
   parsed: ParsedBody;
-  pluginRequest: PluginRequest;
+  pluginRequest: InferenceRequest;
   upstreamHeaders: UpstreamHeaders;
   trace: Trace;
   options: InferenceOptions;
@@ -174,7 +179,7 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
         facts,
         tried,
         spec,
-        signal: options.request.signal,
+        signal: () => options.request.signal,
       });
       if (!endpoint) break;
       tried.add(endpoint);
@@ -217,7 +222,7 @@ interface AttemptOptions {
   endpoint: Endpoint;
   body: Uint8Array<ArrayBuffer>;
   facts: RequestFacts;
-  pluginRequest: PluginRequest;
+  pluginRequest: InferenceRequest;
   upstreamHeaders: UpstreamHeaders;
   trace: Trace;
   fellBack: boolean;
@@ -272,7 +277,7 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
     ["x-llmstream-attempts", String(trace.attempts)],
   ];
   if (attempt.fellBack) own.push(["x-llmstream-model", route.name]);
-  for (const [name, value] of pluginRequest.responseHeaders) own.push([name, value]);
+  own.push(...pluginRequest.addedResponseHeaders());
   try {
     const response = await forward({
       request: pluginRequest.request,
@@ -360,32 +365,6 @@ function withStreamUsage(json: Record<string, unknown>): Record<string, unknown>
   const options = json["stream_options"];
   const current = options !== null && typeof options === "object" ? options : {};
   return { ...json, stream_options: { ...current, include_usage: true } };
-}
-
-/** What a plugin request is made from. */
-interface PluginRequestParts {
-  parsed?: ParsedBody;
-  known: boolean;
-  started: number;
-  upstreamHeaders: UpstreamHeaders;
-}
-
-function newPluginRequest(options: InferenceOptions, parts: PluginRequestParts): PluginRequest {
-  const { parsed, upstreamHeaders } = parts;
-  return {
-    requestId: options.requestId,
-    request: options.request,
-    path: options.path,
-    model: parsed?.model ?? "",
-    known: parts.known,
-    body: parsed?.json ?? {},
-    get upstreamHeaders(): Headers {
-      return upstreamHeaders.headers;
-    },
-    responseHeaders: new Headers(),
-    state: new Map(),
-    started: parts.started,
-  };
 }
 
 /** The parts of an outcome that differ between paths. */

@@ -26,8 +26,7 @@ export interface PluginEntry {
 export class PluginChain {
   /** The plugins, in spec order. */
   readonly entries: readonly PluginEntry[];
-  /** Whether any plugin needs token usage read from answers. */
-  readonly wantsUsage: boolean;
+  #usage: Plugin[];
   /** Routes plugins serve. */
   readonly routes: readonly RouteHandler[];
   #withRequest: PluginEntry[];
@@ -40,13 +39,21 @@ export class PluginChain {
    */
   constructor(entries: readonly PluginEntry[] = []) {
     this.entries = entries;
-    this.wantsUsage = entries.some((entry) => entry.plugin.wantsUsage === true);
+    this.#usage = entries.filter((entry) => "wantsUsage" in entry.plugin).map((entry) =>
+      entry.plugin
+    );
     this.routes = entries.flatMap((entry) => {
       const routes = entry.plugin.routes;
       return routes ? [(context: RouteContext) => routes(context)] : [];
     });
     this.#withRequest = entries.filter((entry) => entry.plugin.onRequest);
     this.#withResponse = entries.filter((entry) => entry.plugin.onResponse);
+  }
+
+  /** Whether any plugin needs token usage read from answers (asked per request). */
+  get wantsUsage(): boolean {
+    for (const plugin of this.#usage) if (plugin.wantsUsage === true) return true;
+    return false;
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import type { RequestFacts } from "../strategies/types.ts";
 import { HttpError } from "./errors.ts";
+import { watchdog } from "./watchdog.ts";
 
 /** An inference request's body, read and parsed once. */
 export interface ParsedBody {
@@ -84,14 +85,23 @@ async function readLimited(
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(declared, maxBytes);
   if (!request.body) return new Uint8Array(0);
+  const started = performance.now();
   if (declared <= maxBytes) {
-    // The client said how much it sends: Deno reads it natively, bounded by the limit.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(tooSlow(options.timeoutMs)), options.timeoutMs);
-    });
+    // The client said how much it sends: Deno reads it natively, bounded by the limit. The body
+    // deadline is checked by the shared watchdog rather than a timer per request.
+    const pending = request.bytes();
+    let fail: ((error: HttpError) => void) | undefined;
+    const watched = {
+      check(now: number): void {
+        if (now - started > options.timeoutMs) fail?.(tooSlow(options.timeoutMs));
+      },
+    };
+    watchdog.add(watched);
     try {
-      return await Promise.race([request.bytes(), expired]);
+      return await new Promise<Uint8Array<ArrayBuffer>>((resolve, reject) => {
+        fail = reject;
+        pending.then(resolve, reject);
+      });
     } catch (error) {
       if (error instanceof HttpError) throw error;
       throw new HttpError(400, "invalid_request_error", "The request body could not be read", {
@@ -99,15 +109,19 @@ async function readLimited(
         cause: error,
       });
     } finally {
-      clearTimeout(timer);
+      watchdog.delete(watched);
     }
   }
   const reader = request.body.getReader();
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    reader.cancel().catch(() => {});
-  }, options.timeoutMs);
+  const watched = {
+    check(now: number): void {
+      if (timedOut || now - started <= options.timeoutMs) return;
+      timedOut = true;
+      reader.cancel().catch(() => {});
+    },
+  };
+  watchdog.add(watched);
   const chunks: Uint8Array<ArrayBuffer>[] = [];
   let size = 0;
   try {
@@ -129,7 +143,7 @@ async function readLimited(
       cause: error,
     });
   } finally {
-    clearTimeout(timer);
+    watchdog.delete(watched);
   }
   if (timedOut) throw tooSlow(options.timeoutMs);
   if (chunks.length === 1) return chunks[0]!;

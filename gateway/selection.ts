@@ -19,8 +19,8 @@ export interface AcquireOptions {
   tried: ReadonlySet<Endpoint>;
   /** The spec in force (queue settings). */
   spec: Spec;
-  /** The client's abort signal, to stop waiting for a slot. */
-  signal: AbortSignal;
+  /** Returns the client's abort signal, to stop waiting for a slot (read only to wait). */
+  signal(): AbortSignal;
 }
 
 /**
@@ -66,7 +66,7 @@ export async function acquireServer(
   await server.slots.wait({
     queueSize: options.spec.server_limits.queue_size,
     timeoutMs: options.spec.server_limits.queue_timeout * 1000,
-    signal: options.signal,
+    signal: options.signal(),
     url: server.url,
   });
   return picked;

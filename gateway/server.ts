@@ -35,7 +35,7 @@ export interface RouteContext {
   /** The request id (from the client or generated). */
   readonly requestId: string;
   /** The client's address, when the request came over the network. */
-  readonly remoteAddr?: Deno.NetAddr;
+  readonly remoteAddr?: Deno.NetAddr | undefined;
 }
 
 /**
@@ -68,14 +68,19 @@ export async function handleRequest(
   const requestId = requestIdOf(request);
   try {
     const path = pathOf(request.url);
+    const context: RouteContext = {
+      request,
+      path,
+      requestId,
+      // Read on demand: `Deno.serve` makes the address object per access.
+      get remoteAddr() {
+        return options.remoteAddr;
+      },
+    };
     for (const routes of [options.routes, gateway.plugins.routes]) {
-      for (const route of routes ?? []) {
-        const response = await route({
-          request,
-          path,
-          requestId,
-          ...(options.remoteAddr && { remoteAddr: options.remoteAddr }),
-        });
+      if (routes === undefined) continue;
+      for (const route of routes) {
+        const response = await route(context);
         if (response) return response;
       }
     }
@@ -154,7 +159,13 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
     onListen() {},
-  }, (request, { remoteAddr }) => handleRequest(gateway, request, { ...options, remoteAddr }));
+  }, (request, info) =>
+    handleRequest(gateway, request, {
+      routes: options.routes ?? [],
+      get remoteAddr() {
+        return info.remoteAddr;
+      },
+    }));
   const host = server.addr.hostname.includes(":")
     ? `[${server.addr.hostname}]`
     : server.addr.hostname;

@@ -20,14 +20,19 @@ const logger = getLogger(["llmstream", "request"]);
  * @returns The plugin.
  */
 export default function createLogging(options: PluginOptions): Plugin {
+  const tokens = options.options["tokens"] !== false;
   return {
-    wantsUsage: options.options["tokens"] !== false,
+    // Usage is read only while request lines are logged (5xx answers carry none worth logging).
+    get wantsUsage() {
+      return tokens && logger.isEnabledFor("info");
+    },
     onResponse(request, outcome) {
       const level = outcome.status >= 500 ? "warn" : "info";
+      // The properties are built only when the line is logged.
       logger[level](
         "{method} {path} model={model} server={server} status={status} outcome={outcome} " +
           "attempts={attempts} ttft_ms={ttftMs} duration_ms={durationMs} id={requestId}",
-        {
+        () => ({
           method: request.request.method,
           path: request.path,
           model: outcome.model ?? (request.known ? request.model : null),
@@ -44,7 +49,7 @@ export default function createLogging(options: PluginOptions): Plugin {
           keyHash: request.state.get("auth.key_hash") ?? null,
           ...(outcome.errorCode ? { errorCode: outcome.errorCode } : {}),
           ...(outcome.retried.length > 0 ? { retried: outcome.retried.join("; ") } : {}),
-        },
+        }),
       );
     },
   };

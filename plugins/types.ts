@@ -106,7 +106,10 @@ export interface Plugin {
   onResponse?(request: PluginRequest, outcome: PluginOutcome): void;
   /** Extra routes (tried before the gateway's own). */
   routes?: RouteHandler;
-  /** Set when the plugin needs token usage: the gateway then reads it from answers. */
+  /**
+   * Set when the plugin needs token usage: the gateway then reads it from answers. Read per
+   * request, so a getter may turn it on and off.
+   */
   readonly wantsUsage?: boolean;
   /** Releases resources (connections, timers) when the plugin is replaced or the gateway stops. */
   close?(): void | Promise<void>;
