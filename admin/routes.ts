@@ -70,10 +70,10 @@ const METHODS: Record<Target["kind"], readonly string[]> = {
 export function createAdminRoutes(gateway: Gateway, options: AdminRoutesOptions): RouteHandler {
   const auth = options.auth ?? new AdminAuth(gateway);
   const api = new AdminApi(gateway, options.store);
-  return async ({ request, path, remoteAddr }) => {
+  return (context) => {
+    const { request, path } = context;
     if (path !== "/admin" && !path.startsWith("/admin/")) return undefined;
-    await auth.check(request, remoteAddr);
-    return await api.handle(request, path);
+    return auth.check(request, context.remoteAddr).then(() => api.handle(request, path));
   };
 }
 

@@ -14,8 +14,14 @@ import {
   type ResponseHead,
 } from "./http1_parse.ts";
 
-/** Bytes each connection buffers; a response head may grow it up to {@link MAX_HEAD_BYTES}. */
-const BUFFER_BYTES = 16 * 1024;
+/**
+ * Bytes a connection buffers at first: enough for a usual response head and a burst of SSE
+ * events, small enough for thousands of open streams. A large head grows it up to
+ * {@link MAX_HEAD_BYTES}, a large body up to {@link BODY_BUFFER_BYTES}.
+ */
+const BUFFER_BYTES = 4 * 1024;
+/** Largest buffer for reading a body. */
+const BODY_BUFFER_BYTES = 64 * 1024;
 /** Largest response head accepted. */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -178,7 +184,7 @@ export class Http1Connection {
               return copy;
             }
           }
-          if (!(await this.#fill(BUFFER_BYTES))) {
+          if (!(await this.#fill(BODY_BUFFER_BYTES))) {
             if (head.framing === "close") {
               finish(true);
               return undefined;

@@ -196,20 +196,45 @@ export class ChunkedDecoder {
         if (bytes.length - pos > MAX_LINE) throw new ProtocolError("Chunk line too long");
         break;
       }
-      const line = asciiDecoder.decode(bytes.subarray(pos, lineEnd)).replace(/\r$/, "");
+      // The line without its CR, read byte by byte (no text decoding per chunk).
+      const end = lineEnd > pos && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
+      const start = pos;
       pos = lineEnd + 1;
       if (this.#state === "data_end") {
-        if (line !== "") throw new ProtocolError("Missing CRLF after chunk data");
+        if (end !== start) throw new ProtocolError("Missing CRLF after chunk data");
         this.#state = "size";
       } else if (this.#state === "size") {
-        const size = /^([0-9a-fA-F]{1,12})[ \t]*(?:;.*)?$/.exec(line);
-        if (!size) throw new ProtocolError(`Malformed chunk size ${JSON.stringify(line)}`);
-        this.#remaining = parseInt(size[1]!, 16);
+        this.#remaining = chunkSize(bytes, start, end);
         this.#state = this.#remaining === 0 ? "trailer" : "data";
-      } else if (line === "") {
+      } else if (end === start) {
         this.#state = "done";
       }
     }
     return { consumed: pos, payload };
   }
+}
+
+/** Parses a chunk-size line: hex digits, then optional whitespace and extensions (`;...`). */
+function chunkSize(bytes: Uint8Array, start: number, end: number): number {
+  let size = 0;
+  let i = start;
+  for (; i < end; i++) {
+    const digit = hexValue(bytes[i]!);
+    if (digit < 0) break;
+    size = size * 16 + digit;
+  }
+  const digits = i - start;
+  while (i < end && (bytes[i] === 32 || bytes[i] === 9)) i++;
+  if (digits === 0 || digits > 12 || (i < end && bytes[i] !== 59)) {
+    const line = String.fromCharCode(...bytes.subarray(start, Math.min(end, start + 64)));
+    throw new ProtocolError(`Malformed chunk size ${JSON.stringify(line)}`);
+  }
+  return size;
+}
+
+function hexValue(byte: number): number {
+  if (byte >= 48 && byte <= 57) return byte - 48;
+  if (byte >= 97 && byte <= 102) return byte - 87;
+  if (byte >= 65 && byte <= 70) return byte - 55;
+  return -1;
 }

@@ -15,7 +15,7 @@ import { HttpError } from "./errors.ts";
 import type { Gateway } from "./gateway.ts";
 import { type HeaderPair, UpstreamHeaders } from "./headers.ts";
 import type { Endpoint } from "./pool.ts";
-import { forward, type ForwardResult, type ForwardTimeouts } from "./proxy.ts";
+import { forward, type ForwardResult } from "./proxy.ts";
 import { type ParsedBody, readInferenceBody, requestFacts } from "./request.ts";
 import type { ModelRoute } from "./routes.ts";
 import { acquireServer } from "./selection.ts";
@@ -94,7 +94,7 @@ export async function handleInference(
       started: trace.started,
       upstreamHeaders,
     });
-    const early = await plugins.onRequest(pluginRequest);
+    const early = plugins.hasOnRequest ? await plugins.onRequest(pluginRequest) : undefined;
     if (early) {
       for (const [name, value] of pluginRequest.addedResponseHeaders()) {
         early.headers.set(name, value);
@@ -175,12 +175,13 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
         if (Date.now() + backoff > deadline) break;
         await new Promise((resolve) => setTimeout(resolve, backoff));
       }
-      const endpoint = await acquireServer(model, {
+      const acquired = acquireServer(model, {
         facts,
         tried,
         spec,
         signal: () => options.request.signal,
       });
+      const endpoint = acquired instanceof Promise ? await acquired : acquired;
       if (!endpoint) break;
       tried.add(endpoint);
       trace.attempts++;
@@ -269,7 +270,7 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
     else ended = result;
   };
   const sentAt = performance.now();
-  const timeouts = timeoutsFor(gateway, route);
+  const timeouts = route.timeouts;
   // The gateway's own headers, set on the answer whichever way it is delivered.
   const own: HeaderPair[] = [
     ["x-request-id", pluginRequest.requestId],
@@ -334,17 +335,6 @@ function recordBreaker(
       url: server.url,
     });
   }
-}
-
-function timeoutsFor(gateway: Gateway, route: ModelRoute): ForwardTimeouts {
-  const spec = gateway.spec;
-  const own = spec.models[route.name]?.timeouts ?? {};
-  return {
-    connectMs: (own.connect ?? spec.timeouts.connect) * 1000,
-    firstByteMs: (own.first_byte ?? spec.timeouts.first_byte) * 1000,
-    idleMs: (own.idle ?? spec.timeouts.idle) * 1000,
-    totalMs: (own.total ?? spec.timeouts.total) * 1000,
-  };
 }
 
 function retryable(outcome: Attempted, onStatus: readonly number[]): boolean {

@@ -56,6 +56,11 @@ export class PluginChain {
     return false;
   }
 
+  /** Whether any plugin has an `onRequest` (when none has, callers skip the call). */
+  get hasOnRequest(): boolean {
+    return this.#withRequest.length > 0;
+  }
+
   /**
    * Runs every `onRequest` in order until one answers.
    *

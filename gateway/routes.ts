@@ -7,7 +7,9 @@
  */
 import type { LoadedSpec } from "../config/load.ts";
 import type { Strategy } from "../strategies/types.ts";
+import type { Spec } from "../config/schema.ts";
 import { Endpoint, type ServerPool } from "./pool.ts";
+import type { ForwardTimeouts } from "./proxy.ts";
 
 /** One model's route. */
 export interface ModelRoute {
@@ -25,6 +27,8 @@ export interface ModelRoute {
   readonly strategyKey: string;
   /** Models to try when no server of this one can take a request. */
   readonly fallbacks: readonly string[];
+  /** The model's timeouts in milliseconds (its own, else the spec's). */
+  readonly timeouts: ForwardTimeouts;
 }
 
 /** Options for {@link buildRoutes}. */
@@ -80,8 +84,20 @@ export function buildRoutes(
       endpoints,
       strategyKey,
       fallbacks: model.fallbacks,
+      timeouts: timeoutsOf(loaded.spec, name),
     });
   }
   pool.retain(inUse);
   return routes;
+}
+
+/** A model's timeouts: its own where set, else the spec's, in milliseconds. */
+function timeoutsOf(spec: Spec, model: string): ForwardTimeouts {
+  const own = spec.models[model]?.timeouts ?? {};
+  return {
+    connectMs: (own.connect ?? spec.timeouts.connect) * 1000,
+    firstByteMs: (own.first_byte ?? spec.timeouts.first_byte) * 1000,
+    idleMs: (own.idle ?? spec.timeouts.idle) * 1000,
+    totalMs: (own.total ?? spec.timeouts.total) * 1000,
+  };
 }

@@ -28,13 +28,15 @@ export interface AcquireOptions {
  *
  * @param route The model's route.
  * @param options Request facts, servers tried, spec and abort signal.
- * @returns The endpoint, or `undefined` when no server can take the request.
- * @throws HttpError 503 when the picked server's queue is full or the wait times out.
+ * @returns The endpoint, or `undefined` when no server can take the request; a promise of it
+ *   only when the request has to wait for a slot (the usual path allocates no promise).
+ * @throws HttpError 503 when the picked server's queue is full or the wait times out (the
+ *   promise rejects).
  */
-export async function acquireServer(
+export function acquireServer(
   route: ModelRoute,
   options: AcquireOptions,
-): Promise<Endpoint | undefined> {
+): Endpoint | undefined | Promise<Endpoint | undefined> {
   const now = Date.now();
   const all = route.endpoints;
   let usable = 0;
@@ -63,11 +65,10 @@ export async function acquireServer(
     return picked;
   }
   // At its cap: wait in its queue until a finishing request hands its slot over.
-  await server.slots.wait({
+  return server.slots.wait({
     queueSize: options.spec.server_limits.queue_size,
     timeoutMs: options.spec.server_limits.queue_timeout * 1000,
     signal: options.signal(),
     url: server.url,
-  });
-  return picked;
+  }).then(() => picked);
 }

@@ -40,9 +40,13 @@ export interface RouteContext {
 
 /**
  * An extra set of routes (e.g. the admin API): answers the paths it owns and returns `undefined`
- * for the rest. It may throw {@link HttpError}; the gateway renders it.
+ * for the rest, directly or through a promise (returning `undefined` directly for paths it does
+ * not own spares every other request a promise). It may throw {@link HttpError}; the gateway
+ * renders it.
  */
-export type RouteHandler = (context: RouteContext) => Promise<Response | undefined>;
+export type RouteHandler = (
+  context: RouteContext,
+) => Promise<Response | undefined> | Response | undefined;
 
 /** Options for {@link handleRequest}. */
 export interface HandleOptions {
@@ -80,7 +84,8 @@ export async function handleRequest(
     for (const routes of [options.routes, gateway.plugins.routes]) {
       if (routes === undefined) continue;
       for (const route of routes) {
-        const response = await route(context);
+        const answer = route(context);
+        const response = answer instanceof Promise ? await answer : answer;
         if (response) return response;
       }
     }
