@@ -54,6 +54,27 @@ export interface HandleOptions {
   routes?: readonly RouteHandler[];
   /** The client's address, passed on to the extra routes. */
   remoteAddr?: Deno.NetAddr;
+  /** The connection info `Deno.serve` gives; its address is read only when a route asks. */
+  info?: Deno.ServeHandlerInfo<Deno.NetAddr>;
+}
+
+/** A route context whose client address is read on demand (`Deno.serve` makes it per access). */
+class Context implements RouteContext {
+  readonly request: Request;
+  readonly path: string;
+  readonly requestId: string;
+  readonly #options: HandleOptions;
+
+  constructor(request: Request, path: string, requestId: string, options: HandleOptions) {
+    this.request = request;
+    this.path = path;
+    this.requestId = requestId;
+    this.#options = options;
+  }
+
+  get remoteAddr(): Deno.NetAddr | undefined {
+    return this.#options.remoteAddr ?? this.#options.info?.remoteAddr;
+  }
 }
 
 /**
@@ -72,15 +93,7 @@ export async function handleRequest(
   const requestId = requestIdOf(request);
   try {
     const path = pathOf(request.url);
-    const context: RouteContext = {
-      request,
-      path,
-      requestId,
-      // Read on demand: `Deno.serve` makes the address object per access.
-      get remoteAddr() {
-        return options.remoteAddr;
-      },
-    };
+    const context = new Context(request, path, requestId, options);
     for (const routes of [options.routes, gateway.plugins.routes]) {
       if (routes === undefined) continue;
       for (const route of routes) {
@@ -160,17 +173,12 @@ export interface RunningGateway {
  * ```
  */
 export function startGateway(gateway: Gateway, options: StartOptions = {}): RunningGateway {
+  const routes = options.routes ?? [];
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
     onListen() {},
-  }, (request, info) =>
-    handleRequest(gateway, request, {
-      routes: options.routes ?? [],
-      get remoteAddr() {
-        return info.remoteAddr;
-      },
-    }));
+  }, (request, info) => handleRequest(gateway, request, { routes, info }));
   const host = server.addr.hostname.includes(":")
     ? `[${server.addr.hostname}]`
     : server.addr.hostname;
