@@ -170,8 +170,11 @@ export class Http1Connection {
                 this.#buffer.subarray(this.#start, this.#end),
               );
               this.#start += consumed;
+              // Copied before the connection may go back to the pool, whose idle read reuses
+              // the buffer the payload views point into.
+              const copy = payload.length > 0 ? joinCopy(payload) : undefined;
               if (decoder.done) finish(true);
-              if (payload.length > 0) return joinCopy(payload);
+              if (copy) return copy;
               if (consumed > 0) continue;
             } else {
               const take = head.framing === "length"

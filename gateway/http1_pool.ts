@@ -283,7 +283,11 @@ function encodeHead(text: string): Uint8Array {
   // deno-lint-ignore no-control-regex
   if (!/[^\x00-\x7f]/.test(text)) return encoder.encode(text);
   const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code > 0xff) throw new TypeError("A request header holds a character above U+00FF");
+    bytes[i] = code;
+  }
   return bytes;
 }
 
