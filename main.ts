@@ -12,7 +12,7 @@ import { readSpecFile } from "./config/spec_file.ts";
 import { startControlPlane } from "./admin/control_plane.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { HealthChecker } from "./gateway/health.ts";
-import { setupLogging } from "./gateway/log.ts";
+import { closeLogging, setupLogging } from "./gateway/log.ts";
 import { MetricsFeed } from "./gateway/metrics_feed.ts";
 import { startGateway } from "./gateway/server.ts";
 import { type SimServer, startSimServer } from "./sim/server.ts";
@@ -164,4 +164,8 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  await closeLogging();
+  Deno.exit(code);
+}

@@ -8,12 +8,13 @@
  */
 import {
   configure,
-  getStreamSink,
+  dispose,
   getTextFormatter,
   jsonLinesFormatter,
   type LogLevel,
   reset,
 } from "@logtape/logtape";
+import { writeBehindSink } from "./log_sink.ts";
 
 /** Options for {@link setupLogging}. */
 export interface LoggingOptions {
@@ -41,12 +42,17 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
   });
   await configure({
     reset: true,
-    sinks: { stdout: getStreamSink(Deno.stdout.writable, { formatter }) },
+    sinks: { stdout: writeBehindSink({ formatter }) },
     loggers: [
       { category: ["llmstream"], lowestLevel: options.level ?? "info", sinks: ["stdout"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["stdout"] },
     ],
   });
+}
+
+/** Writes out the lines still pending and closes the sinks (before the process exits). */
+export async function closeLogging(): Promise<void> {
+  await dispose();
 }
 
 /** Renders a logged value for text lines: strings as they are, anything else as JSON. */
