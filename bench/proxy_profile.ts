@@ -1,7 +1,7 @@
 /**
  * `deno task bench:profile`: where LLMStream spends its CPU under the proxy benchmark's load.
  *
- * Starts the bench upstream (CPU 0) and LLMStream (`main.ts`, CPU 1, `--log-level warning`) with
+ * Starts the bench upstream (CPU 0) and LLMStream (`main.ts`, CPU 1, `--log-level warning` unless `--log-level` says otherwise) with
  * the V8 inspector on a loopback port, samples it with the inspector's CPU profiler while `wrk`
  * (small requests) or the SSE client (streams) loads it, and lists the functions by self time.
  * Writes `bench/results/proxy-profile.md` and the raw `.cpuprofile` (for Chrome DevTools) under
@@ -10,7 +10,8 @@
  * With the inspector attached, Deno tees every `fetch` response body to report it, which distorts
  * streaming: profile streams with `deno task bench:profile-v8` (inspector-free) instead.
  *
- * Run: `deno task bench:profile [--scenario small|stream] [--seconds 10] [--top 30]`.
+ * Run: `deno task bench:profile [--scenario small|stream] [--seconds 10] [--top 30]
+ * [--log-level info]`.
  *
  * @module
  */
@@ -120,6 +121,7 @@ async function main(): Promise<number> {
       scenario: { type: "string", default: "small" },
       seconds: { type: "string", default: "10" },
       top: { type: "string", default: "30" },
+      "log-level": { type: "string", default: "warning" },
       out: { type: "string", default: `${REPO}/bench/results/proxy-profile.md` },
     },
   });
@@ -142,7 +144,12 @@ async function main(): Promise<number> {
   const port = freePort();
   const inspectPort = freePort();
   const gateway = spawnPinned(
-    llmstreamArgs(REPO, { spec, port, flags: [`--inspect=127.0.0.1:${inspectPort}`] }),
+    llmstreamArgs(REPO, {
+      spec,
+      port,
+      level: values["log-level"],
+      flags: [`--inspect=127.0.0.1:${inspectPort}`],
+    }),
     { cpus: "1", log: `${runDir}/profile-llmstream.log` },
   );
   const url = `http://127.0.0.1:${port}/v1/chat/completions`;

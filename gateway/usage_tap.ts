@@ -61,15 +61,14 @@ export class UsageTap {
     if (this.#finished) return this.#usage;
     this.#finished = true;
     if (!this.#sse && this.#size > MAX_JSON_BYTES) return undefined;
-    const bytes = new Uint8Array(this.#chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0));
-    let offset = 0;
-    for (const chunk of this.#chunks) {
-      bytes.set(chunk, offset);
-      offset += chunk.byteLength;
-    }
+    const text = this.#chunks.length === 1
+      ? decoder.decode(this.#chunks[0])
+      : this.#chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join("") +
+        decoder.decode();
     this.#chunks = [];
-    const text = decoder.decode(bytes);
     if (!this.#sse) {
+      this.#usage = usageObjectOf(text);
+      if (this.#usage !== undefined) return this.#usage;
       try {
         this.#usage = usageOf(JSON.parse(text));
       } catch {
@@ -89,6 +88,34 @@ export class UsageTap {
     }
     return this.#usage;
   }
+}
+
+/**
+ * The usage of a JSON answer read from its last `"usage": {...}` alone, without parsing the
+ * whole answer (long answers are mostly text); `undefined` when that is not clear-cut, and the
+ * caller parses everything.
+ */
+function usageObjectOf(text: string): TokenUsage | undefined {
+  const key = text.lastIndexOf('"usage"');
+  if (key <= 0 || text[key - 1] === "\\") return undefined;
+  const start = text.indexOf("{", key);
+  if (start < 0 || text.slice(key + 7, start).trim() !== ":") return undefined;
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    const char = text[i];
+    if (char === '"') {
+      // Skip the string (keys, or any string value), escapes included.
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+    } else if (char === "{") depth++;
+    else if (char === "}" && --depth === 0) {
+      try {
+        return usageOf({ usage: JSON.parse(text.slice(start, i + 1)) });
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
 }
 
 function usageOf(body: unknown): TokenUsage | undefined {

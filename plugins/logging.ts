@@ -27,21 +27,49 @@ export default function createLogging(options: PluginOptions): Plugin {
       return tokens && logger.isEnabledFor("info");
     },
     onResponse(request, outcome) {
-      const level = outcome.status >= 500 ? "warn" : "info";
-      // The properties are built only when the line is logged.
-      logger[level](
-        "{method} {path} model={model} server={server} status={status} outcome={outcome} " +
-          "attempts={attempts} ttft_ms={ttftMs} duration_ms={durationMs} id={requestId}",
-        () => ({
+      const level = outcome.status >= 500 ? "warning" : "info";
+      if (!logger.isEnabledFor(level)) return;
+      const model = outcome.model ?? (request.known ? request.model : null);
+      const ttftMs = round(outcome.ttftMs);
+      const durationMs = round(outcome.durationMs);
+      // The record is built directly: LogTape would parse the message template on every call.
+      logger.emit({
+        timestamp: Date.now(),
+        level,
+        rawMessage: TEMPLATE,
+        message: [
+          "",
+          request.request.method,
+          " ",
+          request.path,
+          " model=",
+          model,
+          " server=",
+          outcome.server,
+          " status=",
+          outcome.status,
+          " outcome=",
+          outcome.outcome,
+          " attempts=",
+          outcome.attempts,
+          " ttft_ms=",
+          ttftMs,
+          " duration_ms=",
+          durationMs,
+          " id=",
+          request.requestId,
+          "",
+        ],
+        properties: {
           method: request.request.method,
           path: request.path,
-          model: outcome.model ?? (request.known ? request.model : null),
+          model,
           server: outcome.server,
           status: outcome.status,
           outcome: outcome.outcome,
           attempts: outcome.attempts,
-          ttftMs: round(outcome.ttftMs),
-          durationMs: round(outcome.durationMs),
+          ttftMs,
+          durationMs,
           overheadMs: round(outcome.overheadMs),
           requestId: request.requestId,
           promptTokens: outcome.usage?.prompt_tokens ?? null,
@@ -49,11 +77,15 @@ export default function createLogging(options: PluginOptions): Plugin {
           keyHash: request.state.get("auth.key_hash") ?? null,
           ...(outcome.errorCode ? { errorCode: outcome.errorCode } : {}),
           ...(outcome.retried.length > 0 ? { retried: outcome.retried.join("; ") } : {}),
-        }),
-      );
+        },
+      });
     },
   };
 }
+
+/** The request line's template (its parts are laid out in `onResponse`). */
+const TEMPLATE = "{method} {path} model={model} server={server} status={status} " +
+  "outcome={outcome} attempts={attempts} ttft_ms={ttftMs} duration_ms={durationMs} id={requestId}";
 
 function round(ms: number | undefined): number | null {
   return ms === undefined ? null : Math.round(ms * 10) / 10;
