@@ -13,6 +13,7 @@ import {
   ProtocolError,
   type ResponseHead,
 } from "./http1_parse.ts";
+import { concatBytes } from "./bytes.ts";
 
 /**
  * Bytes a connection buffers at first: enough for a usual response head and a burst of SSE
@@ -207,7 +208,7 @@ export class Http1Connection {
     return {
       read,
       bytes: async () => {
-        if (head.framing !== "length") return concat(await readAll(read));
+        if (head.framing !== "length") return concatBytes(await readAll(read));
         const out = new Uint8Array(remaining);
         let offset = 0;
         try {
@@ -315,17 +316,5 @@ async function readAll(
 
 function joinCopy(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   if (parts.length === 1) return parts[0]!.slice() as Uint8Array<ArrayBuffer>;
-  return concat(parts);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let size = 0;
-  for (const part of parts) size += part.byteLength;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }

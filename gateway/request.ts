@@ -5,6 +5,7 @@
  * @module
  */
 import type { RequestFacts } from "../strategies/types.ts";
+import { concatBytes } from "./bytes.ts";
 import { HttpError } from "./errors.ts";
 import { watchdog } from "./watchdog.ts";
 
@@ -146,14 +147,7 @@ async function readLimited(
     watchdog.delete(watched);
   }
   if (timedOut) throw tooSlow(options.timeoutMs);
-  if (chunks.length === 1) return chunks[0]!;
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return bytes;
+  return chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
 }
 
 function tooSlow(timeoutMs: number): HttpError {

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { seededRandom } from "../strategies/_seeded_random.ts";
 import { type Answer, type AnswerHooks, jsonAnswer, streamAnswer } from "./answer.ts";
 import { Engine } from "./engine.ts";
 import { renderMetrics } from "./exposition.ts";
@@ -120,7 +121,7 @@ class Sim implements SimServer {
   constructor(options: ResolvedSimOptions) {
     this.#options = options;
     this.#engine = new Engine(options);
-    this.#random = mulberry32(options.seed);
+    this.#random = seededRandom(options.seed);
     this.#engine.onChange(() => this.#notify());
   }
 
@@ -147,7 +148,7 @@ class Sim implements SimServer {
 
   update(options: Partial<SimOptions>): void {
     const next = resolveSimOptions(options, this.#options);
-    if (next.seed !== this.#options.seed) this.#random = mulberry32(next.seed);
+    if (next.seed !== this.#options.seed) this.#random = seededRandom(next.seed);
     this.#options = next;
     this.#engine.update(next);
     this.#notify();
@@ -290,16 +291,4 @@ export async function startSimServer(options: SimOptions = {}): Promise<SimServe
   const sim = new Sim(resolveSimOptions(options));
   await sim.listen();
   return sim;
-}
-
-/** A small seeded PRNG (mulberry32), uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../strategies/_seeded_random.ts";
 import {
   byteString,
   ChunkedDecoder,
@@ -130,18 +131,6 @@ Deno.test("byteString keeps one character per byte, including bytes above 0x7f",
   for (let i = 0; i < big.length; i++) assert.equal(text.charCodeAt(i), big[i]);
 });
 
-/** A small seeded PRNG (mulberry32) so random splits are the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Decoded {
   payload: string;
   done: boolean;
@@ -198,7 +187,7 @@ Deno.test("ChunkedDecoder gives the same payload when fed one byte at a time", (
 
 Deno.test("ChunkedDecoder gives the same payload for random splits (seeded)", () => {
   for (let seed = 1; seed <= 300; seed++) {
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const cuts: number[] = [];
     for (let at = 0;;) {
       at += 1 + Math.floor(random() * 12);

@@ -1,6 +1,7 @@
 // Tests of the Prometheus text parser on expositions shaped as real servers print them.
 
 import assert from "node:assert/strict";
+import { seededRandom } from "../strategies/_seeded_random.ts";
 import { parsePrometheusText, type Sample } from "../scrape/prometheus_text.ts";
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
@@ -258,18 +259,6 @@ Deno.test("parser keeps a __proto__ label as a plain label", () => {
   assert.equal(Object.getPrototypeOf(labels), Object.prototype);
 });
 
-/** A small seeded PRNG (mulberry32), so fuzz failures replay. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const PALETTE = ' {}",=\\\n\r\t#:_.-+eE0123456789aZnNIf';
 
 function mutate(text: string, from: number, random: () => number): string {
@@ -288,7 +277,7 @@ function mutate(text: string, from: number, random: () => number): string {
 }
 
 Deno.test("parser never throws on mutated input and keeps the lines before the damage", () => {
-  const random = prng(20240611);
+  const random = seededRandom(20240611);
   const sources = [VLLM_V1, VLLM_LEGACY, SGLANG, LLAMACPP];
   for (let round = 0; round < 3000; round++) {
     const source = sources[round % sources.length] ?? "";
@@ -317,7 +306,7 @@ Deno.test("parser never throws on mutated input and keeps the lines before the d
 });
 
 Deno.test("parser's fast decimal path agrees with Number() and fuzzed garbage never throws", () => {
-  const random = prng(7);
+  const random = seededRandom(7);
   for (let k = 0; k < 5000; k++) {
     const intPart = String(Math.floor(random() * 10 ** Math.floor(random() * 12)));
     const frac = String(Math.floor(random() * 10 ** Math.floor(random() * 8)));
