@@ -85,7 +85,6 @@ async function readLimited(
   const { maxBytes } = options;
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > maxBytes) throw tooLarge(declared, maxBytes);
-  if (!request.body) return new Uint8Array(0);
   const started = performance.now();
   if (declared <= maxBytes) {
     // The client said how much it sends: Deno reads it natively, bounded by the limit. The body
@@ -113,6 +112,9 @@ async function readLimited(
       watchdog.delete(watched);
     }
   }
+  // No length given (a chunked body, or none): read it as a stream, counting against the limit.
+  // (`request.body` is touched only here: once it exists, `bytes()` loses its native fast path.)
+  if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   let timedOut = false;
   const watched = {
