@@ -99,9 +99,8 @@ const lines = [
     } | ${median(row.cpuUsPerRequest).toFixed(1)} | ${(median(row.rps) / best).toFixed(2)} |`
   ),
   "",
-  "The CPU per request is the figure to go by: the rates move with what else the machine does " +
-  "(the upstream shares its core with nothing, but the rounds spread widely here), the CPU cost " +
-  "per request much less.",
+  "The CPU per request is the figure to go by: it is what the client costs the gateway's own " +
+  "core, while the rate also depends on the upstream's core and on what else the machine does.",
   "",
   "Clients: `fetch` (Deno's, default pool); `fetch-client` (`fetch` with one " +
   "`Deno.createHttpClient`); `node-http` (`node:http` with a keep-alive `Agent`); `undici` " +
