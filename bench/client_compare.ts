@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { CLIENTS } from "./client_worker.ts";
-import { freePort, spawnPinned, waitUntil } from "./proxy_proc.ts";
+import { startUpstreamProcess } from "./upstream_process.ts";
 
 const REPO = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -28,17 +28,10 @@ const runs = Number(values.runs);
 const runDir = `${REPO}/.cache/bench/run/${Deno.pid}`;
 await Deno.mkdir(runDir, { recursive: true });
 
-const port = freePort();
-const upstream = spawnPinned(
-  [Deno.execPath(), "run", "--allow-net", `${REPO}/bench/upstream.ts`, "--port", String(port)],
-  { cpus: "0", log: `${runDir}/upstream.log` },
-);
-const url = `http://127.0.0.1:${port}`;
-const failure = await waitUntil(
-  () => fetch(`${url}/health`).then((r) => r.body?.cancel().then(() => r.ok) ?? r.ok, () => false),
-  { timeoutMs: 10_000, process: upstream },
-);
-if (failure !== undefined) throw new Error(`The bench upstream did not start: ${failure}`);
+const { url, process: upstream } = await startUpstreamProcess({
+  cpus: "0",
+  log: `${runDir}/upstream.log`,
+});
 
 interface Row {
   client: string;

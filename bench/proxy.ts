@@ -8,8 +8,9 @@
  */
 import { parseArgs } from "node:util";
 import { llmstream, type Peer, type PeerContext, PEERS } from "./proxy_peers.ts";
-import { cpuSnapshot, foreignCpuSeconds, spawnPinned, waitUntil } from "./proxy_proc.ts";
+import { cpuSnapshot, foreignCpuSeconds } from "./proxy_proc.ts";
 import { renderReport } from "./proxy_report.ts";
+import { startUpstreamProcess, type UpstreamProcess } from "./upstream_process.ts";
 import { type BenchConfig, type PeerResult, runScenarios } from "./proxy_scenarios.ts";
 
 const HELP = `Usage: deno task bench [options]
@@ -154,31 +155,20 @@ async function main(args: string[]): Promise<number> {
     ownPids: [Deno.pid],
   };
 
-  const upstreamPort = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = upstreamPort.addr.port;
-  upstreamPort.close();
-  const upstream = spawnPinned([
-    Deno.execPath(),
-    "run",
-    "--allow-net",
-    `${REPO}/bench/upstream.ts`,
-    "--port",
-    String(port),
-    "--chunks",
-    String(config.chunks),
-    "--interval-ms",
-    String(config.intervalMs),
-  ], { cpus: LOAD_CPUS, log: `${runDir}/upstream.log` });
-  config.ownPids.push(upstream.pid);
-  const upstreamUrl = `http://127.0.0.1:${port}`;
-  const notReady = await waitUntil(async () => (await fetch(`${upstreamUrl}/health`)).ok, {
-    timeoutMs: 20_000,
-    process: upstream,
-  });
-  if (notReady) {
-    console.error(`The upstream did not start: ${notReady}`);
+  let running: UpstreamProcess;
+  try {
+    running = await startUpstreamProcess({
+      cpus: LOAD_CPUS,
+      log: `${runDir}/upstream.log`,
+      chunks: config.chunks,
+      intervalMs: config.intervalMs,
+    });
+  } catch (error) {
+    console.error((error as Error).message);
     return 1;
   }
+  const { url: upstreamUrl, process: upstream } = running;
+  config.ownPids.push(upstream.pid);
 
   const context: PeerContext = {
     upstreamUrl,

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { startUpstreamProcess } from "./upstream_process.ts";
 import { llmstreamArgs } from "./proxy_peer_launch.ts";
 import { parseArgs } from "node:util";
 import { runStreams, runWrk } from "./proxy_load.ts";
@@ -127,20 +128,12 @@ async function main(): Promise<number> {
   });
   const runDir = `${REPO}/.cache/bench/run`;
   Deno.mkdirSync(runDir, { recursive: true });
-  const upstreamPort = freePort();
-  const upstream = spawnPinned([
-    Deno.execPath(),
-    "run",
-    "--allow-net",
-    `${REPO}/bench/upstream.ts`,
-    "--port",
-    String(upstreamPort),
-  ], { cpus: "0", log: `${runDir}/profile-upstream.log` });
+  const { url: upstreamUrl, process: upstream } = await startUpstreamProcess({
+    cpus: "0",
+    log: `${runDir}/profile-upstream.log`,
+  });
   const spec = `${runDir}/profile-llmstream.json`;
-  Deno.writeTextFileSync(
-    spec,
-    JSON.stringify({ models: { bench: { servers: [`http://127.0.0.1:${upstreamPort}`] } } }),
-  );
+  Deno.writeTextFileSync(spec, JSON.stringify({ models: { bench: { servers: [upstreamUrl] } } }));
   const port = freePort();
   const inspectPort = freePort();
   const gateway = spawnPinned(
