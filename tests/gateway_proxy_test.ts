@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { postJson, type Stack, startStack, totalInFlight, waitFor } from "./stack.ts";
+import { watchdog } from "../gateway/watchdog.ts";
 
 const decoder = new TextDecoder();
 
@@ -156,6 +157,7 @@ Deno.test("a client that disconnects mid-stream aborts the upstream request", as
     await reader.cancel();
     await waitFor(() => sims[0]!.state().aborted === 1, { what: "the simulator to see the abort" });
     await waitFor(() => totalInFlight(gateway) === 0, { what: "in-flight back to 0" });
+    await waitFor(() => watchdog.size === 0, { what: "the stream's deadlines released" });
     assert.equal(sims[0]!.state().running, 0);
     gate.open();
   });
@@ -173,6 +175,7 @@ Deno.test("a client that disconnects before the first byte aborts the upstream r
     abort.abort();
     await assert.rejects(pending);
     await waitFor(() => totalInFlight(gateway) === 0, { what: "in-flight back to 0" });
+    await waitFor(() => watchdog.size === 0, { what: "the request's deadlines released" });
   }, { hang: true });
 });
 
