@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { digestsEqual, sha256 } from "../gateway/digest.ts";
 import { HttpError } from "../gateway/errors.ts";
 import type { Gateway } from "../gateway/gateway.ts";
 
@@ -25,7 +26,7 @@ export type AdminTokenSource = "spec" | "env" | "none";
 export class AdminAuth {
   readonly #gateway: Gateway;
   readonly #envToken: string | undefined;
-  #digest: { token: string; digest: Promise<Uint8Array> } | undefined;
+  #digest: { token: string; digest: Uint8Array } | undefined;
 
   /**
    * Creates the check; the spec's token is read on every call, so reloads change it.
@@ -53,7 +54,7 @@ export class AdminAuth {
    * @param remoteAddr The client's address (`undefined` counts as not loopback).
    * @throws HttpError 401 or 403.
    */
-  async check(request: Request, remoteAddr: Deno.Addr | undefined): Promise<void> {
+  check(request: Request, remoteAddr: Deno.Addr | undefined): void {
     const token = this.#gateway.spec.admin?.token ?? this.#envToken;
     if (token === undefined) {
       if (isLoopback(remoteAddr)) return;
@@ -76,7 +77,7 @@ export class AdminAuth {
         { code: "missing_admin_token", headers: challenge },
       );
     }
-    if (!(await this.#matches(token, match[1]!))) {
+    if (!this.#matches(token, match[1]!)) {
       throw new HttpError(401, "authentication_error", "The admin token is not valid", {
         code: "invalid_admin_token",
         headers: challenge,
@@ -84,9 +85,9 @@ export class AdminAuth {
     }
   }
 
-  async #matches(token: string, given: string): Promise<boolean> {
+  #matches(token: string, given: string): boolean {
     if (this.#digest?.token !== token) this.#digest = { token, digest: sha256(token) };
-    return equalBytes(await this.#digest.digest, await sha256(given));
+    return digestsEqual(this.#digest.digest, sha256(given));
   }
 }
 
@@ -98,8 +99,8 @@ export class AdminAuth {
  * @param given The token a client sent.
  * @returns Whether they are equal.
  */
-export async function tokensMatch(expected: string, given: string): Promise<boolean> {
-  return equalBytes(await sha256(expected), await sha256(given));
+export function tokensMatch(expected: string, given: string): boolean {
+  return digestsEqual(sha256(expected), sha256(given));
 }
 
 /**
@@ -114,17 +115,6 @@ export function isLoopback(addr: Deno.Addr | undefined): boolean {
   if (host === "::1" || host === "0:0:0:0:0:0:0:1") return true;
   const v4 = host.startsWith("::ffff:") ? host.slice(7) : host;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-/** Compares equal-length digests touching every byte, with no early exit. */
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  let difference = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ (b[i] ?? 0);
-  return difference === 0;
 }
 
 function hostOf(addr: Deno.Addr | undefined): string {

@@ -73,7 +73,8 @@ export function createAdminRoutes(gateway: Gateway, options: AdminRoutesOptions)
   return (context) => {
     const { request, path } = context;
     if (path !== "/admin" && !path.startsWith("/admin/")) return undefined;
-    return auth.check(request, context.remoteAddr).then(() => api.handle(request, path));
+    auth.check(request, context.remoteAddr);
+    return api.handle(request, path);
   };
 }
 

@@ -78,6 +78,18 @@ export class UpstreamHeaders {
   }
 
   /**
+   * Removes a header; works on the pairs unless a `Headers` was already made.
+   *
+   * @param name A lower-case name.
+   */
+  delete(name: string): void {
+    if (this.#headers) this.#headers.delete(name);
+    else if (this.#pairs.some((pair) => pair[0] === name)) {
+      this.#pairs = this.#pairs.filter((pair) => pair[0] !== name);
+    }
+  }
+
+  /**
    * The pairs to send.
    *
    * @param authorization An `authorization` value replacing the client's, if any.

@@ -45,6 +45,7 @@ export class InferenceRequest implements PluginRequest {
   readonly started: number;
   readonly #upstream: UpstreamHeaders;
   #responseHeaders: Headers | undefined;
+  #responsePairs: [string, string][] = [];
   #state: Map<string, unknown> | undefined;
 
   /**
@@ -70,8 +71,24 @@ export class InferenceRequest implements PluginRequest {
 
   /** Headers added to the client's response. */
   get responseHeaders(): Headers {
-    this.#responseHeaders ??= new Headers();
+    if (!this.#responseHeaders) {
+      this.#responseHeaders = new Headers(this.#responsePairs);
+      this.#responsePairs = [];
+    }
     return this.#responseHeaders;
+  }
+
+  /**
+   * Sets a header on the client's response without making the `Headers` object.
+   *
+   * @param name A lower-case name.
+   * @param value The value.
+   */
+  setResponseHeader(name: string, value: string): void {
+    if (this.#responseHeaders) return this.#responseHeaders.set(name, value);
+    const index = this.#responsePairs.findIndex((pair) => pair[0] === name);
+    if (index >= 0) this.#responsePairs[index] = [name, value];
+    else this.#responsePairs.push([name, value]);
   }
 
   /** Values plugins share for this request. */
@@ -81,11 +98,47 @@ export class InferenceRequest implements PluginRequest {
   }
 
   /**
+   * Removes a header from those sent upstream without making the `Headers` object.
+   *
+   * @param name A lower-case name.
+   */
+  deleteUpstreamHeader(name: string): void {
+    this.#upstream.delete(name);
+  }
+
+  /**
    * The headers plugins added to the client's response.
    *
    * @returns Name and value pairs (none when no plugin touched them).
    */
   addedResponseHeaders(): HeaderPair[] {
-    return this.#responseHeaders ? [...this.#responseHeaders] : [];
+    return this.#responseHeaders ? [...this.#responseHeaders] : this.#responsePairs;
   }
+}
+
+/**
+ * Removes headers from those a request sends upstream: cheaply for the gateway's own requests
+ * (no `Headers` object is made), through `upstreamHeaders` for any other {@link PluginRequest}.
+ *
+ * @param request The request.
+ * @param names Lower-case header names.
+ */
+export function deleteUpstreamHeaders(request: PluginRequest, names: readonly string[]): void {
+  for (const name of names) {
+    if (request instanceof InferenceRequest) request.deleteUpstreamHeader(name);
+    else request.upstreamHeaders.delete(name);
+  }
+}
+
+/**
+ * Sets a header on a request's response: cheaply for the gateway's own requests (no `Headers`
+ * object is made), through `responseHeaders` for any other {@link PluginRequest}.
+ *
+ * @param request The request.
+ * @param name A lower-case name.
+ * @param value The value.
+ */
+export function setResponseHeader(request: PluginRequest, name: string, value: string): void {
+  if (request instanceof InferenceRequest) request.setResponseHeader(name, value);
+  else request.responseHeaders.set(name, value);
 }

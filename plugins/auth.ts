@@ -17,7 +17,9 @@
  */
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { digestsEqual, hexPrefix, sha256 } from "../gateway/digest.ts";
 import { errorResponse, HttpError } from "../gateway/errors.ts";
+import { deleteUpstreamHeaders } from "../gateway/plugin_request.ts";
 import type { Plugin, PluginOptions } from "./types.ts";
 
 const keySchema = z.strictObject({
@@ -32,6 +34,10 @@ const optionsSchema = z.strictObject({
   keys_file: z.string().min(1).optional(),
   forward_authorization: z.boolean().default(false),
 });
+
+/** Headers that carry a client's key besides `authorization`; never sent upstream. */
+const KEY_HEADERS = ["api-key", "x-api-key"];
+const ALL_KEY_HEADERS = ["authorization", ...KEY_HEADERS];
 
 interface KeyEntry {
   digest: Uint8Array;
@@ -68,23 +74,23 @@ export default async function createAuth(options: PluginOptions): Promise<Plugin
     raw.push(...file.data);
   }
   if (raw.length === 0) throw new Error("no API keys configured (keys, keys_env or keys_file)");
-  const keys: KeyEntry[] = await Promise.all(raw.map(async (entry, index) => {
-    const digest = await sha256(entry.key);
-    const hash = hex(digest).slice(0, 12);
+  const keys: KeyEntry[] = raw.map((entry, index) => {
+    const digest = sha256(entry.key);
     return {
       digest,
-      hash,
+      hash: hexPrefix(digest, 6),
       name: entry.name ?? `key-${index + 1}`,
       models: entry.models ? new Set(entry.models) : undefined,
     };
-  }));
+  });
 
   return {
-    async onRequest(request) {
+    onRequest(request) {
       const presented = presentedKey(request.request.headers);
-      if (!settings.forward_authorization) request.upstreamHeaders.delete("authorization");
-      request.upstreamHeaders.delete("api-key");
-      request.upstreamHeaders.delete("x-api-key");
+      deleteUpstreamHeaders(
+        request,
+        settings.forward_authorization ? KEY_HEADERS : ALL_KEY_HEADERS,
+      );
       if (presented === undefined) {
         return errorResponse(
           new HttpError(
@@ -97,13 +103,13 @@ export default async function createAuth(options: PluginOptions): Promise<Plugin
           request.responseHeaders,
         );
       }
-      const digest = await sha256(presented);
+      const digest = sha256(presented);
       let found: KeyEntry | undefined;
       for (const key of keys) {
-        if (constantTimeEqual(key.digest, digest) && found === undefined) found = key;
+        if (digestsEqual(key.digest, digest) && found === undefined) found = key;
       }
       if (!found) {
-        request.state.set("auth.key_hash", hex(digest).slice(0, 12));
+        request.state.set("auth.key_hash", hexPrefix(digest, 6));
         return errorResponse(
           new HttpError(401, "invalid_request_error", "The API key is not valid", {
             code: "invalid_api_key",
@@ -138,20 +144,4 @@ function presentedKey(headers: Headers): string | undefined {
     return match ? match[1]!.trim() : undefined;
   }
   return headers.get("api-key") ?? headers.get("x-api-key") ?? undefined;
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-/** Compares two digests in time independent of where they differ. */
-function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let difference = 0;
-  for (let i = 0; i < a.length; i++) difference |= a[i]! ^ b[i]!;
-  return difference === 0;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -23,7 +23,9 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { hexPrefix, sha256 } from "../gateway/digest.ts";
 import { errorResponse, HttpError } from "../gateway/errors.ts";
+import { setResponseHeader } from "../gateway/plugin_request.ts";
 import type { Plugin, PluginOptions, PluginRequest } from "./types.ts";
 import { MemoryStore } from "./_rate_limit_memory.ts";
 import { hasLimits, limitsFor, parseRateLimitOptions, setsLimit } from "./_rate_limit_options.ts";
@@ -80,7 +82,7 @@ export default async function createRateLimit(options: PluginOptions): Promise<P
     wantsUsage: usesTokens,
     async onRequest(request) {
       if (!request.known) return undefined;
-      const key = await keyOf(request, keyHeader);
+      const key = keyOf(request, keyHeader);
       const limits = limitsFor(settings, { key, model: request.model });
       if (!hasLimits(limits)) return undefined;
       const bucket = `${encodeURIComponent(key)}|${encodeURIComponent(request.model)}`;
@@ -100,7 +102,7 @@ export default async function createRateLimit(options: PluginOptions): Promise<P
           answerHeaders(request),
         );
       }
-      setHeaders(request.responseHeaders, limits, admission);
+      setHeaders(request, limits, admission);
       const refused = admission.refused;
       if (refused !== undefined) {
         return tooMany(request, { key, limits, admission, refused });
@@ -130,27 +132,25 @@ export default async function createRateLimit(options: PluginOptions): Promise<P
 }
 
 /** The caller's key: auth's key name (or hash), a hashed header, or `anonymous`. */
-async function keyOf(request: PluginRequest, header: string | undefined): Promise<string> {
+function keyOf(request: PluginRequest, header: string | undefined): string {
   const name = request.state.get("auth.key_name") ?? request.state.get("auth.key_hash");
   if (typeof name === "string") return name;
   const value = header === undefined ? null : request.request.headers.get(header);
   if (value === null || value === "") return "anonymous";
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return Array.from(new Uint8Array(digest).slice(0, 6), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return hexPrefix(sha256(value), 6);
 }
 
 /** Sets OpenAI's `x-ratelimit-*` headers for the per-minute limits in force. */
-function setHeaders(headers: Headers, limits: Limits, admission: Admission): void {
+function setHeaders(request: PluginRequest, limits: Limits, admission: Admission): void {
   const windows = [
     ["requests", limits.requests_per_minute, admission.requests],
     ["tokens", limits.tokens_per_minute, admission.tokens],
   ] as const;
   for (const [kind, limit, counts] of windows) {
     if (limit === undefined) continue;
-    headers.set(`x-ratelimit-limit-${kind}`, String(limit));
-    headers.set(`x-ratelimit-remaining-${kind}`, String(remaining(limit, counts)));
-    headers.set(`x-ratelimit-reset-${kind}`, formatDuration(msUntil(counts, 0)));
+    setResponseHeader(request, `x-ratelimit-limit-${kind}`, String(limit));
+    setResponseHeader(request, `x-ratelimit-remaining-${kind}`, String(remaining(limit, counts)));
+    setResponseHeader(request, `x-ratelimit-reset-${kind}`, formatDuration(msUntil(counts, 0)));
   }
 }
 
