@@ -25,7 +25,8 @@ const HELP = `Usage: deno task bench [options]
   --rate N              Requests per second in (b) (default 500), for --rate-seconds (default 10).
   --streams N           Concurrent streams in (c) (default 1000); --chunks (200), --interval-ms (20).
   --leak-requests N     Requests in the leak check (e) (default 200000), at most --leak-max-s (60).
-  --no-info             Skip the extra LLMStream run at --log-level info.
+  --no-info             Skip the extra LLMStream runs (at --log-level info; and with auth,
+                        rate_limit, metrics and logging enabled).
   --no-install          Do not install missing peers (they are reported as not run).
   --cache DIR           Peer install folder (default .cache/bench).
 `;
@@ -181,7 +182,12 @@ async function main(args: string[]): Promise<number> {
   const runs: [Peer, BenchConfig][] = peers.map((p) => [p, config]);
   if (!v.quick && !v["no-info"] && names.includes("llmstream")) {
     const at = runs.findIndex(([p]) => p.name === "llmstream") + 1;
-    runs.splice(at, 0, [llmstream("info"), { ...config, scenarios: ["a", "b"] }]);
+    runs.splice(
+      at,
+      0,
+      [llmstream("info"), { ...config, scenarios: ["a", "b"] }],
+      [llmstream("plugins"), { ...config, scenarios: ["a", "b"] }],
+    );
   }
   for (const [peer, peerConfig] of runs) {
     const foreign = await waitQuiet(config.ownPids, 30);

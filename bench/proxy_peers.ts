@@ -32,15 +32,38 @@ const direct: Peer = {
   },
 };
 
+/** The API key the `plugins` variant of LLMStream checks. */
+const BENCH_KEY = "sk-bench-0123456789";
+
+/**
+ * How LLMStream runs: `warning` (request lines off), `info` (the default level, a line per
+ * request), `plugins` (info, with auth, rate_limit, metrics and logging, as an operator would run
+ * it; limits high enough never to refuse).
+ */
+export type LlmstreamVariant = "warning" | "info" | "plugins";
+
 /**
  * LLMStream: `main.ts` as its own process with a generated spec.
  *
- * @param level The `--log-level`.
+ * @param variant The log level and plugins.
  * @returns The peer.
  */
-export function llmstream(level: "warning" | "info"): Peer {
+export function llmstream(variant: LlmstreamVariant): Peer {
+  const plugins = variant === "plugins"
+    ? {
+      plugins: [
+        { name: "auth", options: { keys: [{ key: BENCH_KEY, name: "bench" }] } },
+        {
+          name: "rate_limit",
+          options: { default: { requests_per_minute: 1_000_000_000, concurrent: 100_000 } },
+        },
+        "metrics",
+        "logging",
+      ],
+    }
+    : {};
   return {
-    name: level === "warning" ? "llmstream" : "llmstream-info",
+    name: variant === "warning" ? "llmstream" : `llmstream-${variant}`,
     async start(context) {
       const spec = `${context.runDir}/llmstream.json`;
       Deno.writeTextFileSync(
@@ -49,6 +72,7 @@ export function llmstream(level: "warning" | "info"): Peer {
           {
             models: { bench: { servers: [context.upstreamUrl], strategy: "round_robin" } },
             limits: { max_body_bytes: 16 * 1024 * 1024 },
+            ...plugins,
           },
           null,
           2,
@@ -64,11 +88,15 @@ export function llmstream(level: "warning" | "info"): Peer {
         "HEAD",
       ]);
       const dirty = await commandText(["git", "-C", context.repoDir, "status", "--porcelain"]);
+      const level = variant === "warning" ? "warning" : "info";
       return launch(context, {
-        name: `llmstream-${level}`,
+        name: `llmstream-${variant}`,
         argv: llmstreamArgs(context.repoDir, { spec, port, level }),
         port,
-      }, { version: `${commit}${dirty ? "+dirty" : ""}, deno ${Deno.version.deno}` });
+      }, {
+        version: `${commit}${dirty ? "+dirty" : ""}, deno ${Deno.version.deno}`,
+        ...(variant === "plugins" && { headers: { authorization: `Bearer ${BENCH_KEY}` } }),
+      });
     },
   };
 }
