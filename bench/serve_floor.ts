@@ -30,6 +30,7 @@ const SERVER_CPUS = "1";
 interface Started {
   process: Spawned;
   url: string;
+  port: number;
 }
 
 async function start(argv: string[], port: number, log: string): Promise<Started> {
@@ -44,7 +45,26 @@ async function start(argv: string[], port: number, log: string): Promise<Started
     await process.stop();
     throw new Error(`${argv.join(" ")} did not start: ${notReady}`);
   }
-  return { process, url };
+  return { process, url, port };
+}
+
+/** Starts one of `bench/floor_servers.ts`'s servers on a free port. */
+function floorServer(args: string[], log: string): Promise<Started> {
+  const port = freePort();
+  return start([Deno.execPath(), "run", "-A", SERVERS, ...args, "--port", String(port)], port, log);
+}
+
+/** Loads a server once it is up, then stops it. */
+async function measured(
+  what: string,
+  options: { server: Promise<Started>; seconds: number; dir: string },
+): Promise<LoadRow> {
+  const server = await options.server;
+  try {
+    return await loadRow(what, server, options.seconds, options.dir);
+  } finally {
+    await server.process.stop();
+  }
 }
 
 /** `sendto` calls made by a process while `run` runs, when `perf` can count them. */
@@ -101,12 +121,8 @@ async function loadRow(what: string, server: Started, seconds: number, dir: stri
 
 /** RSS growth of the `streams` server while 1,000 connections are held open. */
 async function heldRss(dir: string, stream: boolean, connections: number): Promise<number> {
-  const port = freePort();
-  const server = await start(
-    [Deno.execPath(), "run", "-A", SERVERS, "streams", "--port", String(port)],
-    port,
-    `${dir}/streams.log`,
-  );
+  const server = await floorServer(["streams"], `${dir}/streams.log`);
+  const port = server.port;
   const held: Deno.Conn[] = [];
   try {
     const idle = memoryBytes(server.process.pid);
@@ -148,27 +164,13 @@ if (import.meta.main) {
   const dir = Deno.makeTempDirSync({ prefix: "llmstream-floor-" });
   const rows: LoadRow[] = [];
   for (const bytes of [500, 520]) {
-    const port = freePort();
-    const server = await start(
-      [
-        Deno.execPath(),
-        "run",
-        "-A",
-        SERVERS,
-        "answer",
-        "--port",
-        String(port),
-        "--bytes",
-        `${bytes}`,
-      ],
-      port,
-      `${dir}/answer.log`,
+    rows.push(
+      await measured(`Deno.serve, fixed ${bytes}-byte response`, {
+        server: floorServer(["answer", "--bytes", String(bytes)], `${dir}/answer.log`),
+        seconds,
+        dir,
+      }),
     );
-    try {
-      rows.push(await loadRow(`Deno.serve, fixed ${bytes}-byte response`, server, seconds, dir));
-    } finally {
-      await server.process.stop();
-    }
   }
   const upstream = await startUpstreamProcess({ cpus: LOAD_CPUS, log: `${dir}/upstream.log` });
   try {
@@ -178,27 +180,10 @@ if (import.meta.main) {
       ["Deno.listen proxy by hand, the same header work", ["raw-proxy"]],
     ];
     for (const [what, mode] of proxies) {
-      const port = freePort();
-      const server = await start(
-        [
-          Deno.execPath(),
-          "run",
-          "-A",
-          SERVERS,
-          ...mode,
-          "--port",
-          String(port),
-          "--upstream",
-          upstream.url,
-        ],
-        port,
-        `${dir}/proxy.log`,
+      const args = [...mode, "--upstream", upstream.url];
+      rows.push(
+        await measured(what, { server: floorServer(args, `${dir}/proxy.log`), seconds, dir }),
       );
-      try {
-        rows.push(await loadRow(what, server, seconds, dir));
-      } finally {
-        await server.process.stop();
-      }
     }
     const spec = `${dir}/llmstream.json`;
     Deno.writeTextFileSync(
@@ -206,12 +191,10 @@ if (import.meta.main) {
       JSON.stringify({ models: { bench: { servers: [upstream.url] } } }),
     );
     const port = freePort();
-    const gateway = await start(llmstreamArgs(REPO, { spec, port }), port, `${dir}/llmstream.log`);
-    try {
-      rows.push(await loadRow("LLMStream (`--log-level warning`)", gateway, seconds, dir));
-    } finally {
-      await gateway.process.stop();
-    }
+    const gateway = start(llmstreamArgs(REPO, { spec, port }), port, `${dir}/llmstream.log`);
+    rows.push(
+      await measured("LLMStream (`--log-level warning`)", { server: gateway, seconds, dir }),
+    );
   } finally {
     await upstream.process.stop();
   }
