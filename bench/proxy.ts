@@ -185,7 +185,7 @@ async function main(args: string[]): Promise<number> {
     runs.splice(
       at,
       0,
-      [llmstream("info"), { ...config, scenarios: ["a", "b"] }],
+      [llmstream("info"), { ...config, scenarios: ["a", "b", "c"] }],
       [llmstream("plugins"), { ...config, scenarios: ["a", "b"] }],
     );
   }
