@@ -200,17 +200,21 @@ export function renderReport(
   }
   if (has("e")) {
     out.push(
-      `## (e) Memory: idle, after warm-up, after ${
+      `## (e) Memory: idle, and under load early and late in a run of ${
         config.leakRequests.toLocaleString("en-US")
       } requests` +
         ` (${config.concurrency} connections, at most ${config.leakMaxSeconds} s)`,
+      "",
+      "After a warm-up of a tenth as many requests, RSS is sampled every 0.5 s through the run; " +
+        '"early" and "late" are the medians over its first and last tenth, both under load ' +
+        "(an idle reading would measure how the runtime sizes its heap when idle, not a leak).",
       "",
       table(
         [
           "contender",
           "idle RSS MB",
-          "RSS after warm-up MB",
-          "RSS after run MB",
+          "RSS early in the run MB",
+          "RSS late in the run MB",
           "growth MB",
           "requests run",
           "errors",

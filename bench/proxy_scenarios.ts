@@ -80,9 +80,9 @@ export interface StreamsResult extends StreamResult {
 
 /** (e): memory after warm-up and after the long run. */
 export interface LeakResult {
-  /** RSS after warm-up, MB. */
+  /** Median RSS over the first tenth of the run (after warm-up, under load), MB. */
   warmRssMb: number;
-  /** RSS after the run, MB. */
+  /** Median RSS over the last tenth of the run (under load), MB. */
   afterRssMb: number;
   /** Requests completed in the main run. */
   requests: number;
@@ -121,6 +121,8 @@ export interface PeerResult {
 }
 
 const MB = 1024 * 1024;
+/** Milliseconds between RSS samples in the leak check. */
+const LEAK_SAMPLE_MS = 500;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -189,6 +191,12 @@ async function big(config: BenchConfig, peer: RunningPeer, target: LoadTarget) {
     }));
 }
 
+/**
+ * The leak check: after a warm-up, RSS is sampled through a long run and compared between its
+ * first and last tenth, both under load. (Comparing an idle reading before the run with one after
+ * it measured the runtime's heap sizing, not a leak: V8 shrinks its young generation when idle and
+ * grows it again under load.)
+ */
 async function leak(config: BenchConfig, pid: number, target: LoadTarget): Promise<LeakResult> {
   const warmup = Math.max(1000, Math.round(config.leakRequests / 10));
   const options = wrkOptions(config, config.concurrency, config.leakMaxSeconds, 0);
@@ -197,17 +205,30 @@ async function leak(config: BenchConfig, pid: number, target: LoadTarget): Promi
     limit: warmup,
     seconds: Math.ceil(config.leakMaxSeconds / 4),
   });
-  await sleep(2000);
-  const warmRssMb = memoryBytes(pid) / MB;
+  const samples: [number, number][] = [];
+  const started = performance.now();
+  const timer = setInterval(() => {
+    samples.push([performance.now() - started, memoryBytes(pid) / MB]);
+  }, LEAK_SAMPLE_MS);
   const run = await runWrk(target, { ...options, limit: config.leakRequests });
-  await sleep(2000);
+  clearInterval(timer);
+  const duration = performance.now() - started;
+  const early = samples.filter(([at]) => at <= duration * 0.1).map(([, mb]) => mb);
+  const late = samples.filter(([at]) => at >= duration * 0.9).map(([, mb]) => mb);
+  const first = samples[0]?.[1] ?? memoryBytes(pid) / MB;
+  const last = samples.at(-1)?.[1] ?? memoryBytes(pid) / MB;
   return {
-    warmRssMb,
-    afterRssMb: memoryBytes(pid) / MB,
+    warmRssMb: early.length > 0 ? median(early) : first,
+    afterRssMb: late.length > 0 ? median(late) : last,
     requests: run.requests,
     errors: run.errors,
     seconds: run.seconds,
   };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 async function streams(config: BenchConfig, peer: RunningPeer, target: LoadTarget) {
