@@ -26,6 +26,7 @@ const SERVERS = `${REPO}/bench/floor_servers.ts`;
 const PATH = "/v1/chat/completions";
 const LOAD_CPUS = "0";
 const SERVER_CPUS = "1";
+const encoder = new TextEncoder();
 
 interface Started {
   process: Spawned;
@@ -68,9 +69,12 @@ async function measured(
 }
 
 /** `sendto` calls made by a process while `run` runs, when `perf` can count them. */
-async function countSendto<T>(pid: number, run: () => Promise<T>): Promise<[T, number | null]> {
+async function countSendto<T>(
+  pid: number,
+  options: { dir: string; run: () => Promise<T> },
+): Promise<[T, number | null]> {
   let perf: Deno.ChildProcess | undefined;
-  const out = `${Deno.makeTempDirSync()}/perf.txt`;
+  const out = `${options.dir}/perf.txt`;
   try {
     perf = new Deno.Command("perf", {
       args: ["stat", "-x,", "-e", "syscalls:sys_enter_sendto", "-p", String(pid), "-o", out],
@@ -81,11 +85,17 @@ async function countSendto<T>(pid: number, run: () => Promise<T>): Promise<[T, n
   } catch {
     perf = undefined;
   }
-  const result = await run();
+  const result = await options.run();
   if (!perf) return [result, null];
   perf.kill("SIGINT");
   await perf.status;
-  const line = Deno.readTextFileSync(out).split("\n").find((l) => l.includes("sendto"));
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(out);
+  } catch {
+    // perf could not attach (no permission): no count.
+  }
+  const line = text.split("\n").find((l) => l.includes("sendto"));
   const count = Number(line?.split(",")[0]);
   return [result, Number.isFinite(count) ? count : null];
 }
@@ -99,9 +109,9 @@ interface LoadRow {
 
 async function loadRow(what: string, server: Started, seconds: number, dir: string) {
   const before = cpuSeconds(server.process.pid);
-  const [wrk, sendto] = await countSendto(
-    server.process.pid,
-    () =>
+  const [wrk, sendto] = await countSendto(server.process.pid, {
+    dir,
+    run: () =>
       runWrk({ url: server.url + PATH, headers: {} }, {
         connections: 64,
         seconds,
@@ -109,7 +119,7 @@ async function loadRow(what: string, server: Started, seconds: number, dir: stri
         cpus: LOAD_CPUS,
         workDir: dir,
       }),
-  );
+  });
   const cpu = cpuSeconds(server.process.pid) - before;
   return {
     what,
@@ -145,8 +155,6 @@ async function heldRss(dir: string, stream: boolean, connections: number): Promi
     await server.process.stop();
   }
 }
-
-const encoder = new TextEncoder();
 
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString("en-US", {

@@ -124,9 +124,10 @@ export class InferenceRequest implements PluginRequest {
  * @param names Lower-case header names.
  */
 export function deleteUpstreamHeaders(request: PluginRequest, names: readonly string[]): void {
-  for (const name of names) {
-    if (request instanceof InferenceRequest) request.deleteUpstreamHeader(name);
-    else request.upstreamHeaders.delete(name);
+  if (request instanceof InferenceRequest) {
+    for (const name of names) request.deleteUpstreamHeader(name);
+  } else {
+    for (const name of names) request.upstreamHeaders.delete(name);
   }
 }
 
