@@ -11,9 +11,9 @@ import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "
 import { readSpecFile } from "./config/spec_file.ts";
 import { startControlPlane } from "./admin/control_plane.ts";
 import { Gateway } from "./gateway/gateway.ts";
-import { HealthChecker } from "./gateway/health.ts";
-import { closeLogging, setupLogging } from "./gateway/log.ts";
-import { MetricsFeed } from "./gateway/metrics_feed.ts";
+import { HealthChecker } from "./fleet/health.ts";
+import { closeLogging, setupLogging } from "./common/log.ts";
+import { MetricsFeed } from "./fleet/metrics_feed.ts";
 import { startGateway } from "./gateway/server.ts";
 import { type SimServer, startSimServer } from "./sim/server.ts";
 

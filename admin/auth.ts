@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { digestsEqual, sha256 } from "../gateway/digest.ts";
-import { HttpError } from "../gateway/errors.ts";
+import { digestsEqual, sha256 } from "../common/digest.ts";
+import { HttpError } from "../common/errors.ts";
 import type { Gateway } from "../gateway/gateway.ts";
 
 /** The environment variable read for the token when the spec sets none. */

@@ -9,7 +9,7 @@ import type { z } from "zod";
 import { SpecError } from "../config/load.ts";
 import { SpecWriteError } from "../config/spec_file.ts";
 import { SpecConflictError } from "../config/store.ts";
-import { HttpError } from "../gateway/errors.ts";
+import { HttpError } from "../common/errors.ts";
 import { SpecEditError } from "./spec_document.ts";
 
 /** Admin bodies larger than this are refused (413). */

@@ -20,7 +20,7 @@
 import { z } from "zod";
 import type { Spec } from "../config/schema.ts";
 import type { SpecStore, UpdateResult } from "../config/store.ts";
-import { HttpError } from "../gateway/errors.ts";
+import { HttpError } from "../common/errors.ts";
 import type { Gateway } from "../gateway/gateway.ts";
 import type { RouteHandler } from "../gateway/server.ts";
 import { AdminAuth } from "./auth.ts";

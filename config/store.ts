@@ -8,13 +8,26 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Gateway } from "../gateway/gateway.ts";
 import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "./load.ts";
 import type { Spec } from "./schema.ts";
 import { describeSpecChange } from "./spec_diff.ts";
 import { type SpecFormat, specFormatOf, writeAtomic, writeBlocker } from "./spec_file.ts";
 
 const logger = getLogger(["llmstream", "config"]);
+
+/** What the store puts specs in force on (the running gateway implements it). */
+export interface SpecTarget {
+  /** The spec in force. */
+  readonly spec: Spec;
+  /** The loaded spec in force. */
+  readonly loaded: LoadedSpec;
+  /**
+   * Puts a new spec in force.
+   *
+   * @param loaded The validated spec.
+   */
+  apply(loaded: LoadedSpec): void;
+}
 
 /** The spec file holds an edit that does not validate, so an admin change would overwrite it. */
 export class SpecConflictError extends Error {
@@ -88,7 +101,7 @@ export interface SpecStoreOptions {
 
 /** The running spec's single writer. */
 export class SpecStore {
-  readonly #gateway: Gateway;
+  readonly #gateway: SpecTarget;
   readonly #path: string | undefined;
   readonly #format: SpecFormat;
   readonly #load: LoadSpecOptions;
@@ -98,7 +111,7 @@ export class SpecStore {
   #fileText: string | undefined;
   #tail: Promise<unknown> = Promise.resolve();
 
-  private constructor(gateway: Gateway, options: SpecStoreOptions, memoryReason?: string) {
+  private constructor(gateway: SpecTarget, options: SpecStoreOptions, memoryReason?: string) {
     this.#gateway = gateway;
     this.#path = options.path;
     this.#format = options.format ?? (options.path ? specFormatOf(options.path) : "yaml");
@@ -123,7 +136,7 @@ export class SpecStore {
    * const store = await SpecStore.open(gateway, { path: "config.yaml", text: source.text });
    * ```
    */
-  static async open(gateway: Gateway, options: SpecStoreOptions): Promise<SpecStore> {
+  static async open(gateway: SpecTarget, options: SpecStoreOptions): Promise<SpecStore> {
     let reason: string | undefined;
     if (options.path === undefined) reason = "there is no spec file (demo mode)";
     else if (options.writeBack === false) reason = "write-back is off (--no-write-back)";

@@ -9,16 +9,14 @@ import type { LoadedSpec } from "../config/load.ts";
 import type { Spec } from "../config/schema.ts";
 import { getLogger } from "@logtape/logtape";
 import { buildPluginChain, PluginChain } from "./plugins.ts";
-import { ServerPool } from "./pool.ts";
-import { buildRoutes, type ModelRoute } from "./routes.ts";
+import { type FleetSource, staleAfterMs } from "../fleet/fleet.ts";
+import { ServerPool } from "../fleet/pool.ts";
+import { buildRoutes, type ModelRoute } from "../fleet/routes.ts";
 
 const logger = getLogger(["llmstream", "config"]);
 
-/** Metrics older than this many scrape intervals no longer count. */
-export const STALE_INTERVALS = 3;
-
 /** The running config and live state. */
-export class Gateway {
+export class Gateway implements FleetSource {
   /** Server state shared across config changes. */
   readonly pool: ServerPool;
   /** When the gateway started, in seconds since the epoch (used as `created` in `/v1/models`). */
@@ -124,8 +122,4 @@ export class Gateway {
       !route.endpoints.some((endpoint) => endpoint.server.available(now))
     ).map((route) => route.name);
   }
-}
-
-function staleAfterMs(spec: Spec): number {
-  return spec.metrics_update_interval * 1000 * STALE_INTERVALS;
 }

@@ -11,14 +11,14 @@ import { getLogger } from "@logtape/logtape";
 import type { PluginOutcome, PluginRequest } from "../plugins/types.ts";
 import { InferenceRequest } from "./plugin_request.ts";
 import type { RequestFacts } from "../strategies/types.ts";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "../common/errors.ts";
 import type { Gateway } from "./gateway.ts";
 import { type HeaderPair, UpstreamHeaders } from "./headers.ts";
-import type { Endpoint } from "./pool.ts";
+import type { Endpoint } from "../fleet/pool.ts";
 import { forward, type ForwardResult } from "./proxy.ts";
 import { type ParsedBody, readInferenceBody, requestFacts } from "./request.ts";
-import type { ModelRoute } from "./routes.ts";
-import { acquireServer } from "./selection.ts";
+import type { ModelRoute } from "../fleet/routes.ts";
+import { acquireServer } from "../fleet/selection.ts";
 
 const logger = getLogger(["llmstream", "breaker"]);
 const encoder = new TextEncoder();

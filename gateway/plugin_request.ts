@@ -115,31 +115,3 @@ export class InferenceRequest implements PluginRequest {
     return this.#responseHeaders ? [...this.#responseHeaders] : this.#responsePairs;
   }
 }
-
-/**
- * Removes headers from those a request sends upstream: cheaply for the gateway's own requests
- * (no `Headers` object is made), through `upstreamHeaders` for any other {@link PluginRequest}.
- *
- * @param request The request.
- * @param names Lower-case header names.
- */
-export function deleteUpstreamHeaders(request: PluginRequest, names: readonly string[]): void {
-  if (request instanceof InferenceRequest) {
-    for (const name of names) request.deleteUpstreamHeader(name);
-  } else {
-    for (const name of names) request.upstreamHeaders.delete(name);
-  }
-}
-
-/**
- * Sets a header on a request's response: cheaply for the gateway's own requests (no `Headers`
- * object is made), through `responseHeaders` for any other {@link PluginRequest}.
- *
- * @param request The request.
- * @param name A lower-case name.
- * @param value The value.
- */
-export function setResponseHeader(request: PluginRequest, name: string, value: string): void {
-  if (request instanceof InferenceRequest) request.setResponseHeader(name, value);
-  else request.responseHeaders.set(name, value);
-}

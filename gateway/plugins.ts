@@ -6,9 +6,15 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { LoadedSpec } from "../config/load.ts";
-import type { Plugin, PluginOutcome, PluginRequest } from "../plugins/types.ts";
+import type {
+  Plugin,
+  PluginOutcome,
+  PluginRequest,
+  RouteContext,
+  RouteHandler,
+} from "../plugins/types.ts";
 import type { Gateway } from "./gateway.ts";
-import type { RouteContext, RouteHandler } from "./server.ts";
+import { pluginContextOf } from "./plugin_context.ts";
 
 const logger = getLogger(["llmstream", "plugins"]);
 
@@ -117,6 +123,7 @@ export async function buildPluginChain(
   gateway: Gateway,
   options: BuildPluginsOptions = {},
 ): Promise<PluginChain> {
+  const context = pluginContextOf(gateway);
   const old = new Map((options.previous?.entries ?? []).map((entry) => [entry.key, entry]));
   const entries: PluginEntry[] = [];
   const created: PluginEntry[] = [];
@@ -131,7 +138,7 @@ export async function buildPluginChain(
     const factory = loaded.plugins[index];
     if (!factory) throw new Error(`Plugin "${spec.name}" has no resolved file`);
     try {
-      const plugin = await factory({ name: spec.name, options: spec.options, gateway });
+      const plugin = await factory({ name: spec.name, options: spec.options, context });
       const entry = { name: spec.name, key, plugin };
       entries.push(entry);
       created.push(entry);

@@ -7,11 +7,12 @@
  *
  * @module
  */
+import type { ForwardTimeouts } from "../fleet/routes.ts";
 import type { RequestOutcome } from "../strategies/types.ts";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "../common/errors.ts";
 import type { TokenUsage } from "../plugins/types.ts";
 import { clientResponseHeaders, headerValue } from "./headers.ts";
-import { ConnectError, type Http1Pool, type UpstreamResponse } from "./http1_pool.ts";
+import { ConnectError, type Http1Pool, type UpstreamResponse } from "../upstream/http1_pool.ts";
 import { UsageTap } from "./usage_tap.ts";
 import { watchdog } from "./watchdog.ts";
 
@@ -27,18 +28,6 @@ export interface ForwardResult {
   firstChunkMs?: number;
   /** Token usage read from the body, when asked for and reported. */
   usage?: TokenUsage;
-}
-
-/** Timeouts of one forwarded request, in milliseconds. */
-export interface ForwardTimeouts {
-  /** To open a new connection to the server. */
-  connectMs: number;
-  /** Until the server's response headers arrive. */
-  firstByteMs: number;
-  /** Longest gap between body chunks. */
-  idleMs: number;
-  /** The whole request, body included. */
-  totalMs: number;
 }
 
 /** What {@link forward} needs. */

@@ -5,8 +5,8 @@
  * @module
  */
 import type { RequestFacts } from "../strategies/types.ts";
-import { concatBytes } from "./bytes.ts";
-import { HttpError } from "./errors.ts";
+import { concatBytes } from "../common/bytes.ts";
+import { HttpError } from "../common/errors.ts";
 import { watchdog } from "./watchdog.ts";
 
 /** An inference request's body, read and parsed once. */

@@ -5,9 +5,10 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { errorResponse, HttpError } from "./errors.ts";
+import { errorResponse, HttpError } from "../common/errors.ts";
 import type { Gateway } from "./gateway.ts";
 import { handleInference } from "./inference.ts";
+import type { RouteContext, RouteHandler } from "../plugins/types.ts";
 
 const logger = getLogger(["llmstream", "server"]);
 
@@ -26,27 +27,7 @@ const METHODS = new Map<string, string>([
   ["/ready", "GET"],
 ]);
 
-/** What an extra route handler receives. */
-export interface RouteContext {
-  /** The client's request. */
-  readonly request: Request;
-  /** The path, without query and trailing slash. */
-  readonly path: string;
-  /** The request id (from the client or generated). */
-  readonly requestId: string;
-  /** The client's address, when the request came over the network. */
-  readonly remoteAddr?: Deno.NetAddr | undefined;
-}
-
-/**
- * An extra set of routes (e.g. the admin API): answers the paths it owns and returns `undefined`
- * for the rest, directly or through a promise (returning `undefined` directly for paths it does
- * not own spares every other request a promise). It may throw {@link HttpError}; the gateway
- * renders it.
- */
-export type RouteHandler = (
-  context: RouteContext,
-) => Promise<Response | undefined> | Response | undefined;
+export type { RouteContext, RouteHandler };
 
 /** Options for {@link handleRequest}. */
 export interface HandleOptions {

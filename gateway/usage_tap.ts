@@ -6,7 +6,7 @@
  * @module
  */
 import type { TokenUsage } from "../plugins/types.ts";
-import { concatBytes } from "./bytes.ts";
+import { concatBytes } from "../common/bytes.ts";
 
 /** Largest JSON body kept for reading its usage. */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;

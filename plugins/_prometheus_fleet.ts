@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { type Gateway, STALE_INTERVALS } from "../gateway/gateway.ts";
-import type { ServerState } from "../gateway/pool.ts";
+import type { FleetServer, PluginContext } from "./types.ts";
 import { type FamilyType, labelList, writeFamily, writeSample } from "./_prometheus.ts";
 
 const BREAKER_STATES = ["closed", "open", "half_open"] as const;
@@ -16,7 +15,7 @@ interface ServerFamily {
   readonly name: string;
   readonly type: FamilyType;
   readonly help: string;
-  value(server: ServerState, now: number, staleMs: number): number | undefined;
+  value(server: FleetServer, now: number): number | undefined;
 }
 
 const SERVER_FAMILIES: readonly ServerFamily[] = [
@@ -30,7 +29,7 @@ const SERVER_FAMILIES: readonly ServerFamily[] = [
     name: "llmstream_server_queued",
     type: "gauge",
     help: "Requests waiting for a slot on the server (max_concurrent reached).",
-    value: (server) => server.slots.length,
+    value: (server) => server.queued,
   },
   {
     name: "llmstream_server_healthy",
@@ -48,7 +47,7 @@ const SERVER_FAMILIES: readonly ServerFamily[] = [
     name: "llmstream_server_ejections_total",
     type: "counter",
     help: "Times the circuit breaker ejected the server.",
-    value: (server) => server.breaker.ejections,
+    value: (server) => server.ejections,
   },
   {
     name: "llmstream_server_metrics_age_seconds",
@@ -60,8 +59,8 @@ const SERVER_FAMILIES: readonly ServerFamily[] = [
     name: "llmstream_server_metrics_stale",
     type: "gauge",
     help: "1 when the server's scraped metrics are missing or older than " +
-      `${STALE_INTERVALS} scrape intervals (strategies then use in-flight counts), else 0.`,
-    value: (server, now, staleMs) => now - server.metricsAt > staleMs ? 1 : 0,
+      "3 scrape intervals (strategies then use in-flight counts), else 0.",
+    value: (server) => server.metricsStale ? 1 : 0,
   },
 ];
 
@@ -69,19 +68,18 @@ const SERVER_FAMILIES: readonly ServerFamily[] = [
  * Appends the per-server and per-route families, read from the gateway now.
  *
  * @param out The lines being written.
- * @param gateway The running gateway.
+ * @param context What the plugin may read of the gateway.
  */
-export function writeFleet(out: string[], gateway: Gateway): void {
+export function writeFleet(out: string[], context: PluginContext): void {
   const now = Date.now();
-  const staleMs = gateway.spec.metrics_update_interval * 1000 * STALE_INTERVALS;
-  const servers = [...gateway.pool.all()].map((server) => ({
+  const servers = context.servers().map((server) => ({
     server,
     labels: labelList([["server", server.url]]),
   }));
   for (const family of SERVER_FAMILIES) {
     const samples: string[] = [];
     for (const { server, labels } of servers) {
-      const value = family.value(server, now, staleMs);
+      const value = family.value(server, now);
       if (value !== undefined) writeSample(samples, { name: family.name, labels, value });
     }
     writeFamily(out, family);
@@ -97,7 +95,7 @@ export function writeFleet(out: string[], gateway: Gateway): void {
       writeSample(out, {
         name: "llmstream_server_breaker_state",
         labels: `${labels},state="${state}"`,
-        value: server.breaker.state === state ? 1 : 0,
+        value: server.breakerState === state ? 1 : 0,
       });
     }
   }
@@ -107,15 +105,12 @@ export function writeFleet(out: string[], gateway: Gateway): void {
     help: "Weight of the server in the model's route now: the strategy's live weight when it " +
       "reports one (real_time_metrics), else the spec's weight; 0 while unhealthy or ejected.",
   });
-  for (const route of gateway.routes.values()) {
-    const live = route.endpoints.filter((endpoint) => endpoint.server.available(now));
-    for (const endpoint of route.endpoints) {
+  for (const route of context.routes()) {
+    for (const server of route.servers) {
       writeSample(out, {
         name: "llmstream_route_weight",
-        labels: labelList([["model", route.name], ["server", endpoint.url]]),
-        value: !endpoint.server.available(now)
-          ? 0
-          : route.strategy.weightOf?.(endpoint, live) ?? endpoint.weight,
+        labels: labelList([["model", route.model], ["server", server.url]]),
+        value: server.weight,
       });
     }
   }

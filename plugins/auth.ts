@@ -17,9 +17,8 @@
  */
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { digestsEqual, hexPrefix, sha256 } from "../gateway/digest.ts";
-import { errorResponse, HttpError } from "../gateway/errors.ts";
-import { deleteUpstreamHeaders } from "../gateway/plugin_request.ts";
+import { digestsEqual, hexPrefix, sha256 } from "../common/digest.ts";
+import { errorResponse, HttpError } from "../common/errors.ts";
 import type { Plugin, PluginOptions } from "./types.ts";
 
 const keySchema = z.strictObject({
@@ -87,10 +86,9 @@ export default async function createAuth(options: PluginOptions): Promise<Plugin
   return {
     onRequest(request) {
       const presented = presentedKey(request.request.headers);
-      deleteUpstreamHeaders(
-        request,
-        settings.forward_authorization ? KEY_HEADERS : ALL_KEY_HEADERS,
-      );
+      for (const name of settings.forward_authorization ? KEY_HEADERS : ALL_KEY_HEADERS) {
+        request.deleteUpstreamHeader(name);
+      }
       if (presented === undefined) {
         return errorResponse(
           new HttpError(

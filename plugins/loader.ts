@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { FileCatalog } from "../config/file_catalog.ts";
+import { FileCatalog } from "../common/file_catalog.ts";
 import { BUILTIN_PLUGINS } from "./builtin.ts";
 import type { PluginFactory } from "./types.ts";
 

@@ -25,9 +25,8 @@
  * @module
  */
 import { z } from "zod";
-import { HttpError } from "../gateway/errors.ts";
-import type { Gateway } from "../gateway/gateway.ts";
-import type { Plugin, PluginOptions } from "./types.ts";
+import { HttpError } from "../common/errors.ts";
+import type { Plugin, PluginContext, PluginOptions } from "./types.ts";
 import { PROMETHEUS_CONTENT_TYPE, writeFamily, writeSample } from "./_prometheus.ts";
 import { writeFleet } from "./_prometheus_fleet.ts";
 import { RequestMetrics } from "./_prometheus_requests.ts";
@@ -44,7 +43,7 @@ const encoder = new TextEncoder();
 /**
  * Creates the metrics plugin; it counts config reloads until closed.
  *
- * @param options The spec's options (see the module docs) and the gateway.
+ * @param options The spec's options (see the module docs) and the plugin context.
  * @returns The plugin.
  * @throws Error when the options are invalid.
  */
@@ -54,13 +53,13 @@ export default function createMetrics(options: PluginOptions): Plugin {
     throw new Error(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
   }
   const settings = parsed.data;
-  const gateway = options.gateway;
+  const context = options.context;
   const requests = new RequestMetrics({
-    isServer: (url) => gateway.pool.get(url) !== undefined,
+    isServer: (url) => context.hasServer(url),
     tokens: settings.tokens,
   });
   const reloads = { count: 0, at: 0 };
-  const unsubscribe = gateway.onApply(() => {
+  const unsubscribe = context.onSpecChange(() => {
     reloads.count++;
     reloads.at = Date.now();
   });
@@ -70,9 +69,9 @@ export default function createMetrics(options: PluginOptions): Plugin {
     onResponse(request, outcome) {
       requests.record(request, outcome);
     },
-    routes(context) {
-      if (context.path !== settings.path) return Promise.resolve(undefined);
-      const method = context.request.method;
+    routes(route) {
+      if (route.path !== settings.path) return Promise.resolve(undefined);
+      const method = route.request.method;
       if (method !== "GET" && method !== "HEAD") {
         throw new HttpError(
           405,
@@ -85,14 +84,14 @@ export default function createMetrics(options: PluginOptions): Plugin {
         );
       }
       if (
-        expected !== undefined && !sameText(context.request.headers.get("authorization"), expected)
+        expected !== undefined && !sameText(route.request.headers.get("authorization"), expected)
       ) {
         throw new HttpError(401, "authentication_error", "The metrics token is missing or wrong", {
           code: "invalid_api_key",
           headers: { "www-authenticate": "Bearer" },
         });
       }
-      const body = render(gateway, requests, reloads);
+      const body = render(context, requests, reloads);
       return Promise.resolve(
         new Response(method === "HEAD" ? null : body, {
           headers: { "content-type": PROMETHEUS_CONTENT_TYPE, "cache-control": "no-store" },
@@ -106,13 +105,13 @@ export default function createMetrics(options: PluginOptions): Plugin {
 }
 
 function render(
-  gateway: Gateway,
+  context: PluginContext,
   requests: RequestMetrics,
   reloads: { count: number; at: number },
 ): string {
   const out: string[] = [];
-  requests.write(out, gateway.routes.keys());
-  writeFleet(out, gateway);
+  requests.write(out, context.models());
+  writeFleet(out, context);
   writeFamily(out, {
     name: "llmstream_config_reloads_total",
     type: "counter",

@@ -23,9 +23,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { hexPrefix, sha256 } from "../gateway/digest.ts";
-import { errorResponse, HttpError } from "../gateway/errors.ts";
-import { setResponseHeader } from "../gateway/plugin_request.ts";
+import { hexPrefix, sha256 } from "../common/digest.ts";
+import { errorResponse, HttpError } from "../common/errors.ts";
 import type { Plugin, PluginOptions, PluginRequest } from "./types.ts";
 import { MemoryStore } from "./_rate_limit_memory.ts";
 import { hasLimits, limitsFor, parseRateLimitOptions, setsLimit } from "./_rate_limit_options.ts";
@@ -70,7 +69,7 @@ export default async function createRateLimit(options: PluginOptions): Promise<P
     })
     : new MemoryStore();
   const usesTokens = setsLimit(settings, "tokens_per_minute");
-  if (usesTokens && !options.gateway.spec.usage.add_stream_usage) {
+  if (usesTokens && !options.context.addsStreamUsage()) {
     logger.info(
       "Rate limits count a stream's tokens only when its client asks for usage; set " +
         "usage.add_stream_usage: true to count every stream",
@@ -148,9 +147,9 @@ function setHeaders(request: PluginRequest, limits: Limits, admission: Admission
   ] as const;
   for (const [kind, limit, counts] of windows) {
     if (limit === undefined) continue;
-    setResponseHeader(request, `x-ratelimit-limit-${kind}`, String(limit));
-    setResponseHeader(request, `x-ratelimit-remaining-${kind}`, String(remaining(limit, counts)));
-    setResponseHeader(request, `x-ratelimit-reset-${kind}`, formatDuration(msUntil(counts, 0)));
+    request.setResponseHeader(`x-ratelimit-limit-${kind}`, String(limit));
+    request.setResponseHeader(`x-ratelimit-remaining-${kind}`, String(remaining(limit, counts)));
+    request.setResponseHeader(`x-ratelimit-reset-${kind}`, formatDuration(msUntil(counts, 0)));
   }
 }
 

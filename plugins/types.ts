@@ -25,8 +25,28 @@
  *
  * @module
  */
-import type { Gateway } from "../gateway/gateway.ts";
-import type { RouteHandler } from "../gateway/server.ts";
+
+/** What an extra route handler receives. */
+export interface RouteContext {
+  /** The client's request. */
+  readonly request: Request;
+  /** The path, without query and trailing slash. */
+  readonly path: string;
+  /** The request id (from the client or generated). */
+  readonly requestId: string;
+  /** The client's address, when the request came over the network. */
+  readonly remoteAddr?: Deno.NetAddr | undefined;
+}
+
+/**
+ * An extra set of routes (e.g. `GET /metrics`): answers the paths it owns and returns `undefined`
+ * for the rest, directly or through a promise (returning `undefined` directly for paths it does
+ * not own spares every other request a promise). It may throw `HttpError` (`common/errors.ts`); the gateway
+ * renders it.
+ */
+export type RouteHandler = (
+  context: RouteContext,
+) => Promise<Response | undefined> | Response | undefined;
 
 /** Token counts from a response's `usage`. */
 export interface TokenUsage {
@@ -56,6 +76,20 @@ export interface PluginRequest {
   readonly upstreamHeaders: Headers;
   /** Headers added to the client's response, whatever it is. */
   readonly responseHeaders: Headers;
+  /**
+   * Removes a header from those sent upstream (cheaper than `upstreamHeaders.delete`: the
+   * `Headers` object is not made).
+   *
+   * @param name A lower-case name.
+   */
+  deleteUpstreamHeader(name: string): void;
+  /**
+   * Sets a header on the client's response (cheaper than `responseHeaders.set`).
+   *
+   * @param name A lower-case name.
+   * @param value The value.
+   */
+  setResponseHeader(name: string, value: string): void;
   /** Per-request values plugins share (e.g. the caller's key id). */
   readonly state: Map<string, unknown>;
   /** When the request arrived (`performance.now()`). */
@@ -115,14 +149,80 @@ export interface Plugin {
   close?(): void | Promise<void>;
 }
 
+/** One server of the fleet as a plugin sees it, read at the moment it is asked for. */
+export interface FleetServer {
+  /** The server's base URL. */
+  readonly url: string;
+  /** Requests the gateway has in flight on it. */
+  readonly inFlight: number;
+  /** Requests waiting for one of its slots (`max_concurrent` reached). */
+  readonly queued: number;
+  /** Whether it passes active health checks. */
+  readonly healthy: boolean;
+  /** Its circuit breaker's state. */
+  readonly breakerState: "closed" | "open" | "half_open";
+  /** Times its breaker ejected it. */
+  readonly ejections: number;
+  /** Failed scrapes of its `/metrics`. */
+  readonly scrapeErrors: number;
+  /** When its metrics were last scraped, in milliseconds since the epoch (0: never). */
+  readonly metricsAt: number;
+  /** Whether its scraped metrics are missing or too old to count. */
+  readonly metricsStale: boolean;
+}
+
+/** One model's route as a plugin sees it. */
+export interface FleetRoute {
+  /** The model name clients send. */
+  readonly model: string;
+  /**
+   * Its servers in spec order, each with its weight now: the strategy's live weight where it
+   * reports one, else the spec's; 0 while the server cannot take traffic.
+   */
+  readonly servers: readonly { readonly url: string; readonly weight: number }[];
+}
+
+/**
+ * What a plugin may read of the running gateway: the fleet's servers and routes, read fresh on
+ * each call, and config changes. Nothing here changes the gateway.
+ */
+export interface PluginContext {
+  /** Scrape intervals after which a server's metrics are stale. */
+  readonly staleIntervals: number;
+  /**
+   * Whether the gateway asks servers for usage on every stream (the spec's
+   * `usage.add_stream_usage`), read now.
+   */
+  addsStreamUsage(): boolean;
+  /** Every configured server, once each. */
+  servers(): FleetServer[];
+  /** Every model's route. */
+  routes(): FleetRoute[];
+  /** The configured model names. */
+  models(): string[];
+  /**
+   * Whether a URL is a configured server.
+   *
+   * @param url A base URL.
+   */
+  hasServer(url: string): boolean;
+  /**
+   * Registers a function called after each new spec is put in force.
+   *
+   * @param listener Called after the change.
+   * @returns A function that unregisters it.
+   */
+  onSpecChange(listener: () => void): () => void;
+}
+
 /** What a plugin factory receives. */
 export interface PluginOptions {
   /** The plugin's name in the spec. */
   readonly name: string;
   /** The plugin's `options` from the spec (`${VAR}` already substituted). */
   readonly options: Readonly<Record<string, unknown>>;
-  /** The running gateway, for plugins that report on it (read only). */
-  readonly gateway: Gateway;
+  /** What the plugin may read of the running gateway. */
+  readonly context: PluginContext;
 }
 
 /** The default export of a plugin file. */

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { ratioLine, renderReport } from "../bench/routing_report.ts";
-import { runStrategies } from "../bench/routing_pool.ts";
-import { ORACLE, prepareRun } from "../bench/routing_run.ts";
-import { quantile } from "../bench/routing_stats.ts";
-import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../bench/routing_traces.ts";
+import { ratioLine, renderReport } from "../bench/routing/report.ts";
+import { runStrategies } from "../bench/routing/pool.ts";
+import { ORACLE, prepareRun } from "../bench/routing/run.ts";
+import { quantile } from "../bench/routing/stats.ts";
+import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../bench/routing/traces.ts";
 
 const BASE = { capacity: 20, seconds: 10, warmup: 0, seed: 1 };
 

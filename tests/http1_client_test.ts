@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MAX_HEAD_BYTES, UpstreamClosed } from "../gateway/http1_connection.ts";
+import { MAX_HEAD_BYTES, UpstreamClosed } from "../upstream/http1_connection.ts";
 import { answer, answering, deferred, latin1, ok, post, withServer } from "./raw_server.ts";
 
 Deno.test("a content-length body is read whole by bytes() and in parts by read()", async () => {

@@ -7,7 +7,7 @@ import {
   parseResponseHead,
   ProtocolError,
   type ResponseHead,
-} from "../gateway/http1_parse.ts";
+} from "../upstream/http1_parse.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

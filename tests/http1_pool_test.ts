@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { UpstreamClosed } from "../gateway/http1_connection.ts";
-import { ConnectError, Http1Pool } from "../gateway/http1_pool.ts";
+import { UpstreamClosed } from "../upstream/http1_connection.ts";
+import { ConnectError, Http1Pool } from "../upstream/http1_pool.ts";
 import { answer, answering, deferred, latin1, ok, post, withServer } from "./raw_server.ts";
 import { waitFor } from "./stack.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { LogRecord } from "@logtape/logtape";
-import { type LineWriter, writeBehindSink } from "../gateway/log_sink.ts";
+import { type LineWriter, writeBehindSink } from "../common/log_sink.ts";
 
 /** An output whose writes finish only when the test releases them. */
 class HeldWriter implements LineWriter {

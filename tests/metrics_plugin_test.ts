@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { loadSpecText } from "../config/load.ts";
 import createMetrics from "../plugins/metrics.ts";
+import { pluginContextOf } from "../gateway/plugin_context.ts";
 import { parsePrometheusText, type Sample } from "../scrape/prometheus_text.ts";
 import {
   postJson,
@@ -267,7 +268,11 @@ Deno.test("metrics: retries, ejections and config reloads are counted", async ()
     // The plugin was kept across reloads (same options), so its counts were too.
     assert.equal(value(reloaded, "llmstream_retries_total"), 2);
     // A closed instance stops counting reloads.
-    const closed = createMetrics({ name: "metrics", options: {}, gateway });
+    const closed = createMetrics({
+      name: "metrics",
+      options: {},
+      context: pluginContextOf(gateway),
+    });
     gateway.apply(await loadSpecText(text, { format: "json" }));
     await closed.close?.();
     gateway.apply(await loadSpecText(text, { format: "json" }));

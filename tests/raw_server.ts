@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Http1Pool, type UpstreamCall } from "../gateway/http1_pool.ts";
+import { Http1Pool, type UpstreamCall } from "../upstream/http1_pool.ts";
 
 /** A string with one character per byte (the server side's view of the wire). */
 export function latin1(bytes: Uint8Array): string {

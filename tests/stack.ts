@@ -5,8 +5,8 @@
  */
 import { loadSpecText } from "../config/load.ts";
 import { Gateway } from "../gateway/gateway.ts";
-import { HealthChecker } from "../gateway/health.ts";
-import { MetricsFeed } from "../gateway/metrics_feed.ts";
+import { HealthChecker } from "../fleet/health.ts";
+import { MetricsFeed } from "../fleet/metrics_feed.ts";
 import { type RouteHandler, type RunningGateway, startGateway } from "../gateway/server.ts";
 import { type SimOptions, type SimServer, startSimServer } from "../sim/server.ts";
 

@@ -1,0 +1,262 @@
+/**
+ * Live per-server state shared by every model that uses a server: in-flight requests, requests
+ * sent since the last metrics scrape, and the last scraped metrics per model.
+ *
+ * Servers are keyed by URL, so a config reload keeps the state of servers that stay.
+ *
+ * @module
+ */
+import { Http1Pool } from "../upstream/http1_pool.ts";
+import type { ServerMetrics, ServerView } from "../strategies/types.ts";
+import { Breaker, type BreakerSettings } from "./breaker.ts";
+import { SlotQueue } from "./slot_queue.ts";
+
+/** Breaker settings until a spec provides its own. */
+const DEFAULT_BREAKER: BreakerSettings = {
+  enabled: true,
+  consecutive_failures: 5,
+  error_rate: 0.5,
+  min_requests: 20,
+  window: 30,
+  cooldown: 10,
+  max_cooldown: 300,
+};
+
+/** One upstream server's live state. */
+export class ServerState {
+  /** Base URL, without a trailing slash. */
+  readonly url: string;
+  /** Requests this gateway has in flight on the server. */
+  inFlight = 0;
+  /** Requests sent since the last successful metrics scrape. */
+  sentSinceScrape = 0;
+  /** Requests sent in total. */
+  requests = 0;
+  /** Whether active health checks pass (true until a check says otherwise). */
+  healthy = true;
+  /** Passive outlier ejection. */
+  readonly breaker: Breaker = new Breaker(DEFAULT_BREAKER);
+  /** Requests waiting for a slot when the server is at its cap. */
+  readonly slots: SlotQueue = new SlotQueue();
+  /** Most requests in flight at once, or `undefined` for no cap. */
+  maxConcurrent: number | undefined;
+  /** The server's own API key (vLLM `--api-key`), sent as `Authorization: Bearer`. */
+  apiKey: string | undefined;
+  /** Keep-alive connections to the server. */
+  readonly connections: Http1Pool;
+  /** Failed metrics scrapes of the server. */
+  scrapeErrors = 0;
+  /** When the last metrics scrape finished, in milliseconds since the epoch (0: never). */
+  metricsAt = 0;
+  #metrics = new Map<string, ServerMetrics>();
+  #staleAfterMs: number;
+
+  /**
+   * Creates a server's state.
+   *
+   * @param url Base URL.
+   * @param staleAfterMs Age after which scraped metrics no longer count.
+   */
+  constructor(url: string, staleAfterMs: number) {
+    this.url = url;
+    this.connections = new Http1Pool(url);
+    this.#staleAfterMs = staleAfterMs;
+  }
+
+  /** Sets how old scraped metrics may be before they no longer count. */
+  set staleAfterMs(ms: number) {
+    this.#staleAfterMs = ms;
+  }
+
+  /**
+   * Records a successful scrape: metrics per served model name (`*` applies to any model).
+   *
+   * @param metrics Metrics by model name.
+   */
+  setMetrics(metrics: ReadonlyMap<string, ServerMetrics>): void {
+    this.#metrics = new Map(metrics);
+    this.sentSinceScrape = 0;
+    this.metricsAt = Date.now();
+  }
+
+  /** The last scraped metrics by model name, fresh or not. */
+  get lastMetrics(): ReadonlyMap<string, ServerMetrics> {
+    return this.#metrics;
+  }
+
+  /**
+   * Tells whether the server may get a new request: healthy and not ejected (an ejected server
+   * past its cool-down admits one probe).
+   *
+   * @param now The current time in milliseconds.
+   * @returns Whether it is available.
+   */
+  available(now: number): boolean {
+    return this.healthy && this.breaker.admits(now);
+  }
+
+  /** Whether a new request may start now without waiting for a slot. */
+  hasRoom(): boolean {
+    return this.maxConcurrent === undefined || this.inFlight < this.maxConcurrent;
+  }
+
+  /**
+   * Returns fresh metrics for a model, or `undefined` when none are fresh. Series of the model's
+   * own name count first, then unlabelled ones (`*`, llama.cpp), then the only model the server
+   * reports, if it reports one.
+   *
+   * @param model The model name the server serves.
+   * @param now The current time in milliseconds (defaults to `Date.now()`).
+   * @returns The metrics, or `undefined`.
+   */
+  metricsFor(model: string, now: number = Date.now()): ServerMetrics | undefined {
+    const metrics = this.#metrics.get(model) ?? this.#metrics.get("*") ??
+      (this.#metrics.size === 1 ? this.#metrics.values().next().value : undefined);
+    if (!metrics || now - metrics.scrapedAt > this.#staleAfterMs) return undefined;
+    return metrics;
+  }
+
+  /** Marks a request as started on this server. */
+  begin(): void {
+    this.inFlight++;
+    this.sentSinceScrape++;
+    this.requests++;
+  }
+
+  /**
+   * Marks a request as ended; its slot goes to the oldest waiter if there is one. Never goes
+   * below zero.
+   */
+  end(): void {
+    if (this.slots.handOver()) {
+      // The slot passes to the waiter, who counts as a new request.
+      this.sentSinceScrape++;
+      this.requests++;
+      return;
+    }
+    if (this.inFlight > 0) this.inFlight--;
+  }
+}
+
+/** A server as one model sees it: shared live state plus the model's weight and position. */
+export class Endpoint implements ServerView {
+  /** The shared server state. */
+  readonly server: ServerState;
+  /** Static weight from the spec. */
+  readonly weight: number;
+  /** Position in the model's server list. */
+  readonly index: number;
+  /** The model name the server serves (the spec's `upstream_model`, or the model's name). */
+  readonly servedModel: string;
+
+  /**
+   * Creates a model's view of a server.
+   *
+   * @param server Shared state.
+   * @param options Weight, position and served model name.
+   */
+  constructor(
+    server: ServerState,
+    options: { weight: number; index: number; servedModel: string },
+  ) {
+    this.server = server;
+    this.weight = options.weight;
+    this.index = options.index;
+    this.servedModel = options.servedModel;
+  }
+
+  /** Base URL of the server. */
+  get url(): string {
+    return this.server.url;
+  }
+
+  /** Requests in flight on the server now. */
+  get inFlight(): number {
+    return this.server.inFlight;
+  }
+
+  /** Requests sent since the last scrape. */
+  get sentSinceScrape(): number {
+    return this.server.sentSinceScrape;
+  }
+
+  /** Fresh scraped metrics for the served model. */
+  get metrics(): ServerMetrics | undefined {
+    return this.server.metricsFor(this.servedModel);
+  }
+}
+
+/** All known servers by URL. */
+export class ServerPool {
+  #servers = new Map<string, ServerState>();
+  #staleAfterMs: number;
+
+  /**
+   * Creates an empty pool.
+   *
+   * @param staleAfterMs Age after which scraped metrics no longer count.
+   */
+  constructor(staleAfterMs: number) {
+    this.#staleAfterMs = staleAfterMs;
+  }
+
+  /**
+   * Returns the state for a URL, creating it on first use.
+   *
+   * @param url Base URL.
+   * @returns The shared state.
+   */
+  acquire(url: string): ServerState {
+    let server = this.#servers.get(url);
+    if (!server) {
+      server = new ServerState(url, this.#staleAfterMs);
+      this.#servers.set(url, server);
+    }
+    return server;
+  }
+
+  /**
+   * Drops servers no longer in use that have nothing in flight; servers still serving requests
+   * stay until a later call finds them idle.
+   *
+   * @param inUse URLs the running config uses.
+   */
+  retain(inUse: ReadonlySet<string>): void {
+    for (const [url, server] of this.#servers) {
+      if (!inUse.has(url) && server.inFlight === 0) {
+        this.#servers.delete(url);
+        server.connections.close();
+      }
+    }
+  }
+
+  /** Closes every server's idle connections (on shutdown). */
+  closeConnections(): void {
+    for (const server of this.#servers.values()) server.connections.close();
+  }
+
+  /**
+   * Changes how old metrics may be before they no longer count, for every server.
+   *
+   * @param ms Milliseconds.
+   */
+  setStaleAfter(ms: number): void {
+    this.#staleAfterMs = ms;
+    for (const server of this.#servers.values()) server.staleAfterMs = ms;
+  }
+
+  /** Every known server. */
+  all(): IterableIterator<ServerState> {
+    return this.#servers.values();
+  }
+
+  /**
+   * Finds a server by URL.
+   *
+   * @param url Base URL.
+   * @returns The state, or `undefined`.
+   */
+  get(url: string): ServerState | undefined {
+    return this.#servers.get(url);
+  }
+}
