@@ -1,6 +1,10 @@
 /**
  * One error type for everything a client may be told, turned into OpenAI's JSON shape in one place.
  *
+ * `common/` holds the helpers every other folder may use and that import nothing of the project:
+ * this error type, byte helpers (`bytes.ts`), key digests (`digest.ts`), file lookup for
+ * dropped-in strategies and plugins (`file_catalog.ts`) and logging (`log.ts`, `log_sink.ts`).
+ *
  * @module
  */
 

@@ -1,5 +1,13 @@
 /**
- * The gateway's running state: the spec in force, the routing table built from it, and the pool
+ * The gateway: the client-facing request pipeline. `server.ts` is the `Deno.serve` front and its
+ * routes; `request.ts` reads and checks the body; `inference.ts` runs plugins, picks servers through
+ * the fleet and retries; `proxy.ts` forwards to the chosen server and streams the answer back;
+ * `plugins.ts`, `plugin_request.ts` and `plugin_context.ts` are what plugins see; `usage_tap.ts`,
+ * `headers.ts` and `watchdog.ts` serve the proxy. It imports the fleet (`fleet/`), the upstream
+ * client (`upstream/`), the spec (`config/`) and the contracts (`plugins/types.ts`,
+ * `strategies/types.ts`); nothing below imports it.
+ *
+ * This file holds the gateway's running state: the spec in force, the routing table built from it, and the pool
  * of server state. A new spec is applied by swapping the table whole, so a request sees either
  * the old config or the new one, never a mix.
  *

@@ -1,5 +1,8 @@
 /**
- * The upstream HTTP/1.1 client: one pool of keep-alive connections per server.
+ * The upstream HTTP/1.1 client: one pool of keep-alive connections per server. This folder is the
+ * whole client, usable and tested on its own: `http1_parse.ts` parses response heads and chunked
+ * framing, `http1_connection.ts` runs one connection, this file pools them. It knows nothing of
+ * the gateway, models or strategies.
  *
  * The gateway used `fetch` before; measured on one core against the benchmark upstream
  * (`bench/clients/main.ts`), `fetch` (with or without `Deno.createHttpClient`), `node:http`

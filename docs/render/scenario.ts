@@ -10,7 +10,7 @@
 import { loadSpecText } from "../../config/load.ts";
 import { parsePrometheusText, type Sample } from "../../scrape/prometheus_text.ts";
 import type { SimOptions } from "../../sim/server.ts";
-import { postJson, type Stack, startStack } from "../../tests/stack.ts";
+import { postJson, type Stack, startStack } from "../../tests/support/stack.ts";
 import type { Scrape } from "./promql.ts";
 
 /** Options of {@link runScenario}. */

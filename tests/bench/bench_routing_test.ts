@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { ratioLine, renderReport } from "../../bench/routing/report.ts";
+import { runStrategies } from "../../bench/routing/pool.ts";
+import { ORACLE, prepareRun } from "../../bench/routing/run.ts";
+import { quantile } from "../../bench/routing/stats.ts";
+import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../../bench/routing/traces.ts";
+
+const BASE = { capacity: 20, seconds: 10, warmup: 0, seed: 1 };
+
+Deno.test("routing traces are seeded and offer the load asked for", () => {
+  const trace = poissonTrace(0.5, BASE);
+  assert.deepEqual(poissonTrace(0.5, BASE), trace);
+  assert.notDeepEqual(poissonTrace(0.5, { ...BASE, seed: 2 }), trace);
+  // 0.5 x 20 req/s for 10 s: about 100 arrivals.
+  assert.ok(trace.requests.length > 70 && trace.requests.length < 130, `${trace.requests.length}`);
+  assert.ok(trace.requests.every((request, i, all) => i === 0 || request.at >= all[i - 1]!.at));
+  const bursty = burstyTrace({ ...BASE, seconds: 40 });
+  assert.ok(Math.abs(bursty.requests.length / (40 * 20) - bursty.load) < 0.15, "bursty mean load");
+  const prefix = prefixTrace(0.5, { ...BASE, prefixes: 4 });
+  assert.equal(new Set(prefix.requests.map((request) => request.system)).size, 4);
+  assert.ok(prefix.requests.every((request) => request.system.length > 4000));
+});
+
+Deno.test("quantiles use the nearest rank", () => {
+  assert.equal(quantile([5, 1, 3, 2, 4], 0.5), 3);
+  assert.equal(quantile([1, 2, 3], 0.99), 3);
+  assert.ok(Number.isNaN(quantile([], 0.5)));
+});
+
+Deno.test("a short benchmark run measures every request through the gateway", async () => {
+  const trace: Trace = { ...poissonTrace(0.3, { ...BASE, seconds: 1.5 }), warmupMs: 300 };
+  const measured = trace.requests.filter((request) => request.at >= 300).length;
+  const base = { interval: 0.1, seed: 1, rtmOptions: {}, drainSeconds: 10 };
+  // In this thread (the oracle reads the simulators in-process) ...
+  const prepared = await prepareRun({ ...base, strategy: ORACLE });
+  const summary = await prepared.run(trace, Date.now());
+  await prepared.close();
+  // ... and in workers, as the benchmark runs.
+  const rows = await runStrategies(trace, ["real_time_metrics", "round_robin"], {
+    ...base,
+    parallel: 2,
+  });
+  for (const row of [summary, ...rows]) {
+    assert.equal(row.requests, measured, row.strategy);
+    assert.equal(row.errors + row.cut, 0, row.strategy);
+    assert.ok(row.ttftP50 > 0 && row.ttftP99 >= row.ttftP50, row.strategy);
+    assert.ok(row.e2eP50 > row.ttftP50, row.strategy);
+    const shares = row.shares.reduce((sum, share) => sum + share, 0);
+    assert.ok(Math.abs(shares - 1) < 1e-9, `${row.strategy}: shares ${shares}`);
+  }
+  const results = [{ trace: { ...trace, name: "poisson 90%", load: 0.9 }, rows }];
+  const report = renderReport({
+    command: "deno task bench:routing --test",
+    interval: 0.1,
+    seconds: 1.5,
+    warmup: 0.3,
+    drain: 10,
+    parallel: 2,
+    seed: 1,
+    probe: { perServer: [1, 1, 1, 1], total: 4 },
+    results,
+    wallSeconds: 1,
+  });
+  assert.match(report, /\| real_time_metrics \| \d+ \| \d+ \|/);
+  assert.match(ratioLine(results), /^real_time_metrics\/round_robin p99 TTFT ratio: \d+\.\d\d$/);
+});
