@@ -4,10 +4,12 @@
  * from `/tokenize` or `/v1/chat/completions/render` are the ids the engine hashes into prefix-cache
  * blocks.
  *
- * The chat template works on token ids, each segment tokenized on its own:
+ * The chat template works on token ids, each segment tokenized on its own, with one special token
+ * per message (its role) and none at the start (no BOS: text prompts tokenize to
+ * `ceil(length / 4)` tokens):
  *
  * ```
- * <s> [<|tools|> tools-json <|end|>] (<|role|> content <|end|>)* [<|assistant|>]
+ * [<|tools|> tools-json] (<|role|> content tool-calls-json)* [<|assistant|>]
  * ```
  *
  * Like a real template, the rendering of a conversation plus the generation prompt plus the
@@ -24,9 +26,9 @@ import { encodeText, SPECIAL } from "./tokens.ts";
 export interface ChatTemplateOptions {
   /** End with the assistant's role token (default true). */
   addGenerationPrompt: boolean;
-  /** Leave the last message open: no end token, no generation prompt. */
+  /** Leave the last message open for the model to continue: no generation prompt. */
   continueFinalMessage: boolean;
-  /** The request's `tools`, rendered as JSON after `<s>` when it is a non-empty array. */
+  /** The request's `tools`, rendered as JSON first when it is a non-empty array. */
   tools: unknown;
 }
 
@@ -69,11 +71,10 @@ export function renderChat(messages: unknown, options: ChatTemplateOptions): num
   if (!Array.isArray(messages) || messages.length === 0) {
     throw new SimHttpError(400, "Field messages must be a non-empty array", "messages");
   }
-  const ids: number[] = [SPECIAL.bos];
+  const ids: number[] = [];
   if (Array.isArray(options.tools) && options.tools.length > 0) {
     ids.push(SPECIAL.tools);
     encodeText(JSON.stringify(options.tools), ids);
-    ids.push(SPECIAL.end);
   }
   messages.forEach((message: unknown, index) => {
     if (typeof message !== "object" || message === null || Array.isArray(message)) {
@@ -89,8 +90,7 @@ export function renderChat(messages: unknown, options: ChatTemplateOptions): num
     if (roleToken !== undefined) ids.push(roleToken);
     else {
       ids.push(SPECIAL.role);
-      encodeText(name, ids);
-      ids.push(SPECIAL.end);
+      encodeText(`${name}:`, ids);
     }
     if (typeof content === "string") encodeText(content, ids);
     else if (Array.isArray(content)) {
@@ -102,29 +102,27 @@ export function renderChat(messages: unknown, options: ChatTemplateOptions): num
     if (Array.isArray(toolCalls) && toolCalls.length > 0) {
       encodeText(JSON.stringify(toolCalls), ids);
     }
-    const last = index === messages.length - 1;
-    if (!(last && options.continueFinalMessage)) ids.push(SPECIAL.end);
   });
   if (options.addGenerationPrompt) ids.push(SPECIAL.assistant);
   return ids;
 }
 
 /**
- * Tokenizes a text prompt (completions, `/tokenize` with `prompt`).
+ * Tokenizes a text prompt (completions, `/tokenize` with `prompt`); the simulated tokenizer adds
+ * no special token, whatever `add_special_tokens` says.
  *
  * @param text The prompt.
- * @param addSpecialTokens Whether to start with `<s>` (vLLM's default for text prompts).
  * @returns The token ids.
  */
-export function textPrompt(text: string, addSpecialTokens = true): number[] {
-  return encodeText(text, addSpecialTokens ? [SPECIAL.bos] : []);
+export function textPrompt(text: string): number[] {
+  return encodeText(text);
 }
 
 /**
  * Reads a completion `prompt`: a string, strings, token ids or lists of token ids.
  *
  * @param prompt The request's `prompt`.
- * @returns One id list per prompt (token ids are taken as they are, text gets `<s>`).
+ * @returns One id list per prompt (token ids are taken as they are).
  * @throws {SimHttpError} 400 for anything else.
  */
 export function completionPrompts(prompt: unknown): number[][] {

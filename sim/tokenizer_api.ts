@@ -2,7 +2,8 @@
  * vLLM's tokenizer endpoints over the simulator's tokenizer and chat template:
  *
  * - `POST /tokenize`: `{prompt}` or `{messages}` (with `add_generation_prompt`,
- *   `continue_final_message`, `add_special_tokens`, `tools`, `return_token_strs`) to
+ *   `continue_final_message`, `tools`, `return_token_strs`; the simulated tokenizer has no BOS, so
+ *   `add_special_tokens` changes nothing) to
  *   `{count, max_model_len, tokens, token_strs}`.
  * - `POST /detokenize`: `{tokens}` to `{prompt}`.
  * - `POST /v1/chat/completions/render`: a chat completion body to one `GenerateRequest`
@@ -26,7 +27,7 @@ import {
   renderChat,
   textPrompt,
 } from "./prompts.ts";
-import { decodeTokens, SPECIAL, tokenString } from "./tokens.ts";
+import { decodeTokens, tokenString } from "./tokens.ts";
 
 /** The tokenizer endpoints, by path. */
 export const TOKENIZER_PATHS: ReadonlySet<string> = new Set([
@@ -135,10 +136,8 @@ function tokenize(body: Body, maxModelLen: number): unknown {
   let tokens: number[];
   if (body.messages !== undefined) {
     tokens = renderChat(body.messages, chatTemplateOptions(body));
-    // Chat defaults to no extra special tokens: the template adds <s> itself.
-    if (body.add_special_tokens === true) tokens.unshift(SPECIAL.bos);
   } else if (typeof body.prompt === "string") {
-    tokens = textPrompt(body.prompt, body.add_special_tokens !== false);
+    tokens = textPrompt(body.prompt);
   } else {
     throw new SimHttpError(
       400,

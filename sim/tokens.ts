@@ -15,8 +15,6 @@ export const CHARS_PER_TOKEN = 4;
 
 /** Special token ids, with their texts in {@link SPECIAL_TEXT}. */
 export const SPECIAL = {
-  bos: 1,
-  end: 2,
   system: 3,
   user: 4,
   assistant: 5,
@@ -27,8 +25,6 @@ export const SPECIAL = {
 } as const;
 
 const SPECIAL_TEXT: ReadonlyMap<number, string> = new Map([
-  [SPECIAL.bos, "<s>"],
-  [SPECIAL.end, "<|end|>"],
   [SPECIAL.system, "<|system|>"],
   [SPECIAL.user, "<|user|>"],
   [SPECIAL.assistant, "<|assistant|>"],

@@ -24,13 +24,13 @@ Deno.test("chat completion has vLLM's shape, usage and max_tokens", async () => 
     assert.equal(body.choices[0].message.role, "assistant");
     assert.equal(body.choices[0].message.content, "lorem ipsum dolor si");
     assert.equal(body.choices[0].finish_reason, "length");
-    // <s> <|system|> "Be brief." (3 tokens) <|end|> <|user|> "Hello!" (2) <|end|> <|assistant|>.
+    // <|system|> "Be brief." (3 tokens) <|user|> "Hello!" (2 tokens) <|assistant|>.
     assert.deepEqual(
       { ...body.usage, prompt_tokens_details: undefined },
       {
-        prompt_tokens: 11,
+        prompt_tokens: 8,
         completion_tokens: 5,
-        total_tokens: 16,
+        total_tokens: 13,
         prompt_tokens_details: undefined,
       },
     );
@@ -61,10 +61,10 @@ Deno.test("text completion and embeddings have vLLM's shapes", async () => {
     assert.equal(completion.model, "any");
     assert.equal(completion.choices[0].text, "lorem ipsum ");
     assert.equal(completion.choices[0].finish_reason, "length");
-    // <s> and "Once upon" in three four-character tokens.
-    assert.equal(completion.usage.prompt_tokens, 4);
+    // "Once upon" in three four-character tokens.
+    assert.equal(completion.usage.prompt_tokens, 3);
     assert.equal(completion.usage.completion_tokens, 3);
-    assert.equal(completion.usage.total_tokens, 7);
+    assert.equal(completion.usage.total_tokens, 6);
 
     const embeddings = await json(
       await post(sim, "/v1/embeddings", { model: "emb", input: ["abcd", "abcdefgh"] }),
@@ -186,7 +186,7 @@ Deno.test("streaming with include_usage ends with a usage chunk; completions str
     assert.deepEqual(usage.choices, []);
     assert.deepEqual(
       [usage.usage.prompt_tokens, usage.usage.completion_tokens, usage.usage.total_tokens],
-      [6, 2, 8],
+      [4, 2, 6],
     );
     // outputTokens 2 < max_tokens 5: the answer stops early.
     assert.equal(JSON.parse(chat.at(-3) ?? "").choices[0].finish_reason, "stop");

@@ -57,11 +57,11 @@ Deno.test("requests wait while KV blocks run out", async () => {
 
 Deno.test("growing requests are preempted when blocks run out and still finish", async () => {
   await withSim({ numGpuBlocks: 5, blockSize: 16, itlMs: 1 }, async (sim) => {
-    // <s> and 60 characters are 16 tokens (one block); 40 more tokens need 3 more blocks each.
+    // 64 characters are 16 tokens (one block); 40 more tokens need 3 more blocks each.
     const bodies = await Promise.all(
       ["c", "d"].map(async (letter) =>
         await json(
-          await post(sim, "/v1/completions", { prompt: letter.repeat(60), max_tokens: 40 }),
+          await post(sim, "/v1/completions", { prompt: letter.repeat(64), max_tokens: 40 }),
         )
       ),
     );
@@ -79,9 +79,9 @@ Deno.test("long prompts prefill in chunks within the step token budget", async (
   await withSim(
     { maxNumBatchedTokens: 16, models: ["a", "b"], acceptAnyModel: false },
     async (sim) => {
-      // 100 tokens of prompt (<s> and 396 characters) take seven steps of at most 16 tokens.
+      // 100 tokens of prompt take seven steps of at most 16 tokens.
       const body = await json(
-        await post(sim, "/v1/completions", { model: "b", prompt: "p".repeat(396), max_tokens: 3 }),
+        await post(sim, "/v1/completions", { model: "b", prompt: "p".repeat(400), max_tokens: 3 }),
       );
       assert.equal(body.usage.prompt_tokens, 100);
       assert.equal(body.usage.completion_tokens, 3);
@@ -95,7 +95,7 @@ Deno.test("long prompts prefill in chunks within the step token budget", async (
 Deno.test("prefix cache hits count tokens and shorten time to first token", async () => {
   const options = { blockSize: 16, ttftMs: 2, prefillMsPerToken: 0.5, itlMs: 2 };
   await withSim(options, async (sim) => {
-    // <s> and 800 characters: 201 tokens; 12 full blocks (192 tokens) leave one to compute.
+    // 800 characters: 200 tokens, 12 full blocks (192 tokens).
     const prompt = Array.from({ length: 100 }, (_, i) => `w${String(i).padStart(7, "0")}`).join("");
     async function timeToFirstToken(): Promise<number> {
       const start = performance.now();
@@ -110,13 +110,13 @@ Deno.test("prefix cache hits count tokens and shorten time to first token", asyn
     const cold = await timeToFirstToken();
     const warm = await timeToFirstToken();
     const text = await scrape(sim);
-    assert.equal(sample(text, "vllm:prefix_cache_queries_total"), 402);
+    assert.equal(sample(text, "vllm:prefix_cache_queries_total"), 400);
     assert.equal(sample(text, "vllm:prefix_cache_hits_total"), 192);
-    assert.equal(sample(text, "vllm:prompt_tokens_total"), 402);
+    assert.equal(sample(text, "vllm:prompt_tokens_total"), 400);
     assert.equal(sample(text, "vllm:time_to_first_token_seconds_count"), 2);
     // A warm prefix cache holds no running request's blocks.
     assert.equal(sample(text, "vllm:kv_cache_usage_perc"), 0);
-    // Prefill is 2 + 201 * 0.5 = 102.5 ms cold and 2 + 9 * 0.5 = 6.5 ms warm.
+    // Prefill is 2 + 200 * 0.5 = 102 ms cold and 2 + 8 * 0.5 = 6 ms warm.
     assert.ok(warm < cold / 2, `Warm TTFT ${warm} ms is not well below cold ${cold} ms`);
   });
 });
@@ -174,7 +174,7 @@ Deno.test("metrics flavors expose their engines' names", async () => {
       [
         "llamacpp:requests_processing 0",
         "llamacpp:requests_deferred 0",
-        "llamacpp:prompt_tokens_total 2",
+        "llamacpp:prompt_tokens_total 1",
         "llamacpp:tokens_predicted_total 3",
         "llamacpp:n_decode_total ",
         "# TYPE llamacpp:prompt_tokens_total counter",

@@ -23,9 +23,9 @@ Deno.test("/tokenize answers vLLM's shape for prompts and messages", async () =>
       "token_strs",
       "tokens",
     ]);
-    // <s> and three four-character tokens.
-    assert.equal(prompt.count, 4);
-    assert.equal(prompt.tokens.length, 4);
+    // Three four-character tokens.
+    assert.equal(prompt.count, 3);
+    assert.equal(prompt.tokens.length, 3);
     assert.equal(prompt.max_model_len, 64 * 16);
     assert.equal(prompt.token_strs, null);
     const strs = await json(
@@ -36,7 +36,7 @@ Deno.test("/tokenize answers vLLM's shape for prompts and messages", async () =>
       }),
     );
     assert.deepEqual(strs.token_strs, ["Hell", "o wo", "rld!"]);
-    assert.deepEqual(strs.tokens, prompt.tokens.slice(1));
+    assert.deepEqual(strs.tokens, prompt.tokens);
 
     const chat = await json(await post(sim, "/tokenize", { messages: MESSAGES }));
     const usage = await json(
@@ -49,7 +49,7 @@ Deno.test("/tokenize answers vLLM's shape for prompts and messages", async () =>
     );
     assert.equal(
       strings.token_strs.join(""),
-      "<s><|system|>You are terse.<|end|><|user|>Name a colour.<|end|><|assistant|>",
+      "<|system|>You are terse.<|user|>Name a colour.<|assistant|>",
     );
     const open = await json(
       await post(sim, "/tokenize", { messages: MESSAGES, add_generation_prompt: false }),
@@ -67,7 +67,7 @@ Deno.test("/detokenize turns ids back into text", async () => {
     assert.deepEqual(await json(await post(sim, "/detokenize", { tokens })), { prompt: text });
     const special = await json(await post(sim, "/tokenize", { prompt: "é" }));
     const decoded = await json(await post(sim, "/detokenize", { tokens: special.tokens }));
-    assert.equal(decoded.prompt, "<s>\uFFFD");
+    assert.equal(decoded.prompt, "\uFFFD");
   });
 });
 
