@@ -1,5 +1,6 @@
 /**
- * OpenAI request parsing and response shapes as vLLM's API server writes them.
+ * OpenAI request parsing and response shapes as vLLM's API server writes them. Prompts become
+ * token ids through prompts.ts (the chat template), the same ids `/tokenize` returns.
  *
  * @module
  */
