@@ -1,6 +1,8 @@
 /**
  * Prometheus text for the simulator's `/metrics`, in the names of vLLM (current or legacy),
- * SGLang or llama.cpp, reflecting the engine's state at scrape time.
+ * SGLang or llama.cpp, reflecting the engine's state at scrape time. The vLLM flavors also carry
+ * `vllm:cache_config_info` and `http_requests_total{handler,method,status}` (answers per endpoint,
+ * tokenizer endpoints included) as vLLM's API server exports them.
  *
  * @module
  */
