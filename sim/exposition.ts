@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { Engine } from "./engine.ts";
+import type { Engine } from "./engine/engine.ts";
 import type { ResolvedSimOptions } from "./options.ts";
-import type { Histogram } from "./stats.ts";
+import type { Histogram } from "./engine/stats.ts";
 
 type Labels = Readonly<Record<string, string>>;
 

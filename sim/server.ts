@@ -19,7 +19,7 @@
 
 import { seededRandom } from "../strategies/_seeded_random.ts";
 import { type Answer, type AnswerHooks, jsonAnswer, streamAnswer } from "./answer.ts";
-import { Engine } from "./engine.ts";
+import { Engine } from "./engine/engine.ts";
 import { renderMetrics } from "./exposition.ts";
 import { planInference } from "./inference.ts";
 import { type Endpoint, errorResponse, modelsBody, SimHttpError } from "./openai.ts";

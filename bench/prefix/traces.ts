@@ -188,5 +188,10 @@ export function controlTrace(options: TraceOptions): PrefixTrace {
       maxTokens: between(random, [32, 64]),
     }],
   }));
-  return frame("control", `unique prompts, no shared prefix, ${options.rate}/s`, options, conversations);
+  return frame(
+    "control",
+    `unique prompts, no shared prefix, ${options.rate}/s`,
+    options,
+    conversations,
+  );
 }

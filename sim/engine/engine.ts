@@ -14,7 +14,7 @@
  */
 
 import { KvCache } from "./kv_cache.ts";
-import type { ResolvedSimOptions } from "./options.ts";
+import type { ResolvedSimOptions } from "../options.ts";
 import { type EngineJob, planStep, SimRequest } from "./scheduler.ts";
 import { EngineStats, type FinishReason } from "./stats.ts";
 

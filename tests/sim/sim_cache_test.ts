@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { json, post, sample, scrape, withSim } from "./sim_helpers.ts";
-import type { SimServer } from "../sim/server.ts";
+import type { SimServer } from "../../sim/server.ts";
 
 const BLOCK = 16;
 
