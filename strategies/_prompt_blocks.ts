@@ -29,6 +29,11 @@ export interface PromptBlocks {
    * every turn of one conversation, so it names the conversation across gateway replicas.
    */
   readonly root: number;
+  /**
+   * Bytes before the last user message when the chat has an earlier answer in it (a later turn
+   * of a conversation: what an earlier turn left in some server's cache), else 0.
+   */
+  readonly historyBytes: number;
 }
 
 /** Options of {@link promptBlocks}. */
@@ -64,13 +69,17 @@ export function promptBlocks(
 ): PromptBlocks {
   const writer = new Writer();
   let rootEnd = -1;
+  let historyBytes = 0;
   const messages = body["messages"];
   if (Array.isArray(messages)) {
     if (body["tools"] !== undefined) writer.text(JSON.stringify(body["tools"]));
     let seenUser = false;
+    let seenAnswer = false;
     for (const message of messages) {
       if (typeof message !== "object" || message === null) continue;
       const { role, content, ...rest } = message as Record<string, unknown>;
+      if (role === "assistant") seenAnswer = true;
+      else if (role === "user" && seenAnswer) historyBytes = writer.length;
       writer.text(`${SEP}${typeof role === "string" ? role : ""}${SEP}`);
       writeContent(writer, content);
       for (const key of ["name", "tool_call_id", "tool_calls"]) {
@@ -90,6 +99,7 @@ export function promptBlocks(
     hashes: chainHashes(buffer, length, options.blockBytes),
     bytes: length,
     root: hashRange(buffer, rootEnd),
+    historyBytes,
   };
 }
 

@@ -31,7 +31,7 @@
  * list loses its entries.
  *
  * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
- * `load_tokens` (128), `queue_weight` (4), `balance_tolerance` (0.1), `balance_tokens` (64),
+ * `load_tokens` (32), `queue_weight` (16), `balance_tolerance` (0.02), `balance_tokens` (64),
  * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
  * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
  * `session_user` (false: use the body's `user` as the affinity key when set).
@@ -121,10 +121,12 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     return Math.max(1, Math.min(blocks, Math.floor(settings.maxBlocks / serverCount)));
   }
 
-  function cost(server: ServerView, blocks: PromptBlocks, speed: number, now: number): number {
-    const matched = index.match(server.url, blocks.hashes);
-    const miss = Math.max(0, blocks.bytes - matched * settings.blockBytes) /
-      settings.bytesPerToken;
+  function cost(
+    server: ServerView,
+    cachedBytes: number,
+    context: { blocks: PromptBlocks; speed: number; now: number },
+  ): number {
+    const miss = Math.max(0, context.blocks.bytes - cachedBytes) / settings.bytesPerToken;
     const metrics = server.metrics;
     let load = server.inFlight;
     let saturated = false;
@@ -132,13 +134,27 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       load = Math.max(
         0,
         settings.queueWeight * metrics.waiting + metrics.running + server.sentSinceScrape -
-          learner.endedSince(server, now),
+          learner.endedSince(server, context.now),
       );
       saturated = (metrics.kvUsage ?? 0) >= settings.saturatedKv ||
         metrics.waiting >= settings.saturatedQueue;
     }
-    const value = ((1 + load) * settings.loadTokens + miss) / speed;
+    const value = ((1 + load) * settings.loadTokens + miss) / context.speed;
     return saturated ? value * SATURATED : value;
+  }
+
+  /** The candidate ranked first for a key by rendezvous hashing. */
+  function owner(servers: readonly ServerView[], key: number): ServerView | undefined {
+    let top = -1;
+    let chosen: ServerView | undefined;
+    for (const server of servers) {
+      const rank = rendezvous(key, urlHash(server.url));
+      if (rank > top) {
+        top = rank;
+        chosen = server;
+      }
+    }
+    return chosen;
   }
 
   return {
@@ -148,21 +164,22 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const now = Date.now();
       for (const server of servers) observe(server);
       const speeds = learner.speeds(servers);
-      const costs = servers.map((server) => cost(server, blocks, speeds.get(server.url) ?? 1, now));
+      const cached = servers.map((server) =>
+        index.match(server.url, blocks.hashes) * settings.blockBytes
+      );
+      // A later turn that this gateway has no record of (another replica routed the earlier
+      // turns): its history is probably cached where every replica sends the conversation.
+      if (blocks.historyBytes > 0 && Math.max(...cached) < blocks.historyBytes / 2) {
+        const home = servers.indexOf(owner(servers, key)!);
+        cached[home] = Math.max(cached[home]!, blocks.historyBytes);
+      }
+      const costs = servers.map((server, i) =>
+        cost(server, cached[i]!, { blocks, speed: speeds.get(server.url) ?? 1, now })
+      );
       let best = Infinity;
       for (const value of costs) if (value < best) best = value;
       const limit = best * (1 + settings.balanceTolerance) + settings.balanceTokens;
-      let chosen: ServerView | undefined;
-      let top = -1;
-      for (let i = 0; i < servers.length; i++) {
-        if (costs[i]! > limit) continue;
-        const rank = rendezvous(key, urlHash(servers[i]!.url));
-        if (rank > top) {
-          top = rank;
-          chosen = servers[i];
-        }
-      }
-      return chosen;
+      return owner(servers.filter((_, i) => costs[i]! <= limit), key);
     },
     onStart(server: ServerView, request: RequestFacts): void {
       const { blocks } = promptOf(request);
@@ -199,9 +216,9 @@ const schema = z.strictObject({
   block_bytes: z.number().int().min(16).multipleOf(16).default(256),
   root_bytes: z.number().int().positive().default(1024),
   bytes_per_token: positive.default(4),
-  load_tokens: nonNegative.default(128),
-  queue_weight: nonNegative.default(4),
-  balance_tolerance: nonNegative.default(0.1),
+  load_tokens: nonNegative.default(32),
+  queue_weight: nonNegative.default(16),
+  balance_tolerance: nonNegative.default(0.02),
   balance_tokens: nonNegative.default(64),
   cache_tokens: positive.default(262_144),
   max_blocks: z.number().int().positive().default(262_144),

@@ -129,11 +129,12 @@ Deno.test("cache_aware trades a cached prefix against load, and forgets restarte
   const other = first === a ? b : a;
   // Equal load: the server holding the prefix wins for every new user.
   for (let user = 1; user < 20; user++) assert.equal(strategy.pick([a, b], ask(user)), first);
-  // Busy enough to lose ~2,000 tokens of prefill (load_tokens 128: about 16 requests more).
-  const busy = view(first.url, { metrics: metrics({ running: 40 }) });
+  // Busy enough to lose ~2,000 tokens of prefill: 8 waiting requests count as 128 running ones,
+  // at 32 tokens each (the defaults queue_weight 16 and load_tokens 32).
+  const busy = view(first.url, { metrics: metrics({ running: 16, waiting: 8 }) });
   const idle = view(other.url, { metrics: metrics({ running: 0 }) });
   assert.equal(strategy.pick([busy, idle], ask(21))!.url, other.url);
-  const slightly = view(first.url, { metrics: metrics({ running: 3 }) });
+  const slightly = view(first.url, { metrics: metrics({ running: 12 }) });
   assert.equal(strategy.pick([slightly, idle], ask(22))!.url, first.url);
   // Its prefix-cache counter goes back: it restarted, and its entries are gone.
   const before = view(first.url, { metrics: metrics({ prefixQueries: 10_000 }) });
@@ -160,8 +161,8 @@ Deno.test("cache_aware: a server that leaves the fleet loses its entries; the in
   const chosen = strategy.pick([a, b], long)!;
   strategy.onStart!(chosen, long);
   const other = chosen === a ? b : a;
-  // Three requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
-  const busier = view(chosen.url, { inFlight: 3 });
+  // Ten requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
+  const busier = view(chosen.url, { inFlight: 10 });
   assert.equal(strategy.pick([busier, other], facts({ prompt: words(1, 1600) }))!.url, chosen.url);
   // It leaves the fleet and comes back: its record is gone, so the idler server wins.
   strategy.onServers!([other]);
