@@ -167,11 +167,22 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const cached = servers.map((server) =>
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
-      // A later turn that this gateway has no record of (another replica routed the earlier
-      // turns): its history is probably cached where every replica sends the conversation.
-      if (blocks.historyBytes > 0 && Math.max(...cached) < blocks.historyBytes / 2) {
-        const home = servers.indexOf(owner(servers, key)!);
-        cached[home] = Math.max(cached[home]!, blocks.historyBytes);
+      if (blocks.historyBytes > 0) {
+        let known = false;
+        for (let i = 0; i < cached.length; i++) {
+          // A server that got the previous turn's prompt also cached its answer (the index
+          // records prompts only): the whole history is there.
+          if (cached[i]! >= blocks.historyBytes / 2) {
+            cached[i] = Math.max(cached[i]!, blocks.historyBytes);
+            known = true;
+          }
+        }
+        // A later turn this gateway has no record of (another replica routed the earlier turns):
+        // its history is probably where every replica sends the conversation.
+        if (!known) {
+          const home = servers.indexOf(owner(servers, key)!);
+          cached[home] = Math.max(cached[home]!, blocks.historyBytes);
+        }
       }
       const costs = servers.map((server, i) =>
         cost(server, cached[i]!, { blocks, speed: speeds.get(server.url) ?? 1, now })
