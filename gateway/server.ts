@@ -127,6 +127,8 @@ export interface StartOptions extends HandleOptions {
   hostname?: string;
   /** Port (default 8000; 0 picks a free one). */
   port?: number;
+  /** Share the port with other listeners (workers); needs `--unstable-net` (see `deno.json`). */
+  reusePort?: boolean;
 }
 
 /** A listening gateway. */
@@ -158,6 +160,7 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
+    ...(options.reusePort && { reusePort: true }),
     onListen() {},
   }, (request, info) => handleRequest(gateway, request, { routes, info }));
   const host = server.addr.hostname.includes(":")
