@@ -33,6 +33,8 @@ export interface GatewayOptions {
   workers?: WorkerPeers;
   /** Start time in seconds since the epoch (the same in every worker). */
   startedAt?: number;
+  /** This worker's number, when several serve. */
+  workerId?: number;
   /** The control plane's gateway when workers serve: it runs no plugins (the workers do). */
   controlOnly?: boolean;
 }
@@ -45,6 +47,8 @@ export class Gateway implements FleetSource {
   readonly startedAt: number;
   /** The other workers, when several serve (plugins see them). */
   readonly workers: WorkerPeers | undefined;
+  /** This worker's number, when several serve. */
+  readonly workerId: number | undefined;
   #loaded: LoadedSpec;
   #routes: Map<string, ModelRoute>;
   #listeners = new Set<(loaded: LoadedSpec) => void>();
@@ -65,6 +69,7 @@ export class Gateway implements FleetSource {
   constructor(loaded: LoadedSpec, options: GatewayOptions = {}) {
     this.pool = new ServerPool(staleAfterMs(loaded.spec), options.shared);
     this.workers = options.workers;
+    this.workerId = options.workerId;
     this.#controlOnly = options.controlOnly ?? false;
     this.startedAt = options.startedAt ?? Math.floor(Date.now() / 1000);
     this.#loaded = loaded;

@@ -107,7 +107,14 @@ export async function handleRequest(
       return await handleInference(gateway, { request, path, requestId });
     }
     if (path === "/v1/models") return json(modelList(gateway), 200, requestId);
-    if (path === "/health") return json({ status: "ok" }, 200, requestId);
+    if (path === "/health") {
+      const health = json({ status: "ok" }, 200, requestId);
+      // With several workers, which one answered (tests and operators pin connections by it).
+      if (gateway.workerId !== undefined) {
+        health.headers.set("x-llmstream-worker", String(gateway.workerId));
+      }
+      return health;
+    }
     if (gateway.draining) return json({ status: "draining" }, 503, requestId);
     const missing = gateway.modelsWithoutServers();
     return missing.length === 0

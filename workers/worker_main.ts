@@ -137,6 +137,7 @@ async function start(init: WorkerInit): Promise<void> {
     shared: fleet,
     workers: peers,
     startedAt: init.startedAt,
+    workerId: init.id,
   });
   await gateway.startPlugins();
   running = startGateway(gateway, {
