@@ -37,6 +37,18 @@ Options:
   --help              Show this help.
 `;
 
+/** The command line's flags, as `node:util`'s `parseArgs` takes them (deploy tests read them). */
+export const CLI_OPTIONS = {
+  config: { type: "string" },
+  host: { type: "string", default: "0.0.0.0" },
+  port: { type: "string", default: "8000" },
+  "log-format": { type: "string", default: "text" },
+  "log-level": { type: "string", default: "info" },
+  "no-write-back": { type: "boolean", default: false },
+  workers: { type: "string" },
+  help: { type: "boolean", default: false },
+} as const;
+
 const logger = getLogger(["llmstream", "main"]);
 
 async function main(args: string[]): Promise<number> {
@@ -44,16 +56,7 @@ async function main(args: string[]): Promise<number> {
   try {
     flags = parseArgs({
       args,
-      options: {
-        config: { type: "string" },
-        host: { type: "string", default: "0.0.0.0" },
-        port: { type: "string", default: "8000" },
-        "log-format": { type: "string", default: "text" },
-        "log-level": { type: "string", default: "info" },
-        "no-write-back": { type: "boolean", default: false },
-        workers: { type: "string" },
-        help: { type: "boolean", default: false },
-      },
+      options: CLI_OPTIONS,
       strict: true,
       allowPositionals: false,
     }).values;
