@@ -94,6 +94,7 @@ export function buildRoutes(
       metricsInterval: loaded.spec.metrics_update_interval,
       ...(shared && { shared: shared.cells }),
     });
+    strategy.onServers?.(endpoints);
     routes.set(name, {
       name,
       upstreamModel: model.upstream_model,
