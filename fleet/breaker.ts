@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { lockCell, unlockCell } from "../common/shared_lock.ts";
 import { type LockRef, underLock } from "./shared_fleet.ts";
 
 /** Breaker settings, in seconds where they are times. */
@@ -144,7 +145,14 @@ export class Breaker {
     options: { probe: boolean; now: number },
   ): "ejected" | "restored" | undefined {
     if (!this.#settings.enabled) return undefined;
-    return underLock(this.#lock, () => this.#record(failed, options));
+    const lock = this.#lock;
+    if (lock === undefined) return this.#record(failed, options);
+    lockCell(lock.cells, lock.index);
+    try {
+      return this.#record(failed, options);
+    } finally {
+      unlockCell(lock.cells, lock.index);
+    }
   }
 
   #record(

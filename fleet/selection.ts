@@ -10,7 +10,7 @@ import type { Spec } from "../config/schema.ts";
 import type { RequestFacts } from "../strategies/types.ts";
 import { Endpoint } from "./pool.ts";
 import type { ModelRoute } from "./routes.ts";
-import { underLock } from "./shared_fleet.ts";
+import { lockCell, unlockCell } from "../common/shared_lock.ts";
 
 /** What {@link acquireServer} needs besides the route. */
 export interface AcquireOptions {
@@ -40,9 +40,13 @@ export function acquireServer(
 ): Endpoint | undefined | Promise<Endpoint | undefined> {
   // With several workers, picking and taking the slot are one step across them (the route's lock).
   const shared = route.shared;
-  return shared === undefined
-    ? pickAndTake(route, options)
-    : underLock(shared.lock, () => pickAndTake(route, options));
+  if (shared === undefined) return pickAndTake(route, options);
+  lockCell(shared.lock.cells, shared.lock.index);
+  try {
+    return pickAndTake(route, options);
+  } finally {
+    unlockCell(shared.lock.cells, shared.lock.index);
+  }
 }
 
 function pickAndTake(
