@@ -160,6 +160,7 @@ Deno.test("workers: /metrics counts every request once, whichever worker is scra
   const main = await startMain({
     ...QUIET,
     plugins: ["metrics"],
+    metrics_update_interval: 0.2,
     models: { m: { servers: [sim.url] } },
   }, WORKERS);
   const groups = await connectionsPerWorker(main.url, { workers: 2, perWorker: 4 });
@@ -177,6 +178,13 @@ Deno.test("workers: /metrics counts every request once, whichever worker is scra
     for (const group of groups.values()) {
       const metrics = await group[0]!.request("GET", "/metrics");
       assert.equal(requestsTotal(metrics.body), sent, `worker ${group[0]!.worker}`);
+    }
+    // What the control plane scrapes reaches every worker.
+    const fresh = `llmstream_server_metrics_stale{server="${sim.url}"} 0`;
+    for (const group of groups.values()) {
+      await waitFor(async () => (await group[0]!.request("GET", "/metrics")).body.includes(fresh), {
+        what: `scraped metrics in worker ${group[0]!.worker}`,
+      });
     }
   } finally {
     closeAll(groups);
