@@ -8,7 +8,8 @@
 import type { LoadedSpec } from "../config/load.ts";
 import type { Strategy } from "../strategies/types.ts";
 import type { Spec } from "../config/schema.ts";
-import { Endpoint, type ServerPool } from "./pool.ts";
+import { Endpoint } from "./pool.ts";
+import type { ServerPool } from "./server_pool.ts";
 import type { SharedRoute } from "./shared_fleet.ts";
 
 /** Timeouts of one forwarded request, in milliseconds. */

@@ -18,7 +18,7 @@ import type { Spec } from "../config/schema.ts";
 import { getLogger } from "@logtape/logtape";
 import { buildPluginChain, PluginChain } from "./plugins.ts";
 import { type FleetSource, staleAfterMs } from "../fleet/fleet.ts";
-import { ServerPool } from "../fleet/pool.ts";
+import { ServerPool } from "../fleet/server_pool.ts";
 import type { SharedFleet } from "../fleet/shared_fleet.ts";
 import type { WorkerPeers } from "../plugins/types.ts";
 import { buildRoutes, type ModelRoute } from "../fleet/routes.ts";
