@@ -19,12 +19,14 @@
  * and a slow server must save proportionally more prefill to win. A saturated server (KV usage at
  * or above `saturated_kv`, or `waiting` at or above `saturated_queue`) costs a million times more.
  *
- * Among the servers whose cost is within `balance_tolerance` (relative) plus `balance_tokens` of
- * the lowest, the strategy takes the one that ranks first by rendezvous hashing of the request's
- * affinity key: by default the conversation's root (system messages and the first user message,
- * or the first `root_bytes` of a prompt), else the session header or the body's `user`. Every
- * gateway replica ranks the same way, so a conversation whose server no replica has a record of
- * still goes to the same server from every replica, and when nothing is cached anywhere traffic
+ * Servers are ranked by rendezvous hashing of the request's affinity key: by default the
+ * conversation's root (system messages and the first user message, or the first `root_bytes` of a
+ * prompt), else the session header or the body's `user`. The first-ranked server, the key's home,
+ * wins while its cost is within `affinity_tokens` of the lowest; otherwise the first-ranked of the
+ * servers within `balance_tolerance` (relative) plus `balance_tokens` of the lowest wins. Every
+ * gateway replica ranks the same way and sees about the same loads, so a conversation goes to the
+ * same server from every replica with no shared state; a later turn that a replica has no record
+ * of credits the home with the conversation's history. When nothing is cached anywhere, traffic
  * spreads like a least-loaded choice among near-equals.
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
@@ -32,6 +34,7 @@
  *
  * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
  * `load_tokens` (32), `queue_weight` (16), `balance_tolerance` (0.02), `balance_tokens` (64),
+ * `affinity_tokens` (256),
  * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
  * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
  * `session_user` (false: use the body's `user` as the affinity key when set).
@@ -167,17 +170,32 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const cached = servers.map((server) =>
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
-      // A later turn that this gateway has no record of (another replica routed the earlier
-      // turns): its history is probably cached where every replica sends the conversation.
-      if (blocks.historyBytes > 0 && Math.max(...cached) < blocks.historyBytes / 2) {
-        const home = servers.indexOf(owner(servers, key)!);
-        cached[home] = Math.max(cached[home]!, blocks.historyBytes);
+      if (blocks.historyBytes > 0) {
+        let known = false;
+        for (let i = 0; i < cached.length; i++) {
+          // A server that got the previous turn's prompt also cached its answer (the index
+          // records prompts only): the whole history is there.
+          if (cached[i]! >= blocks.historyBytes / 2) {
+            cached[i] = Math.max(cached[i]!, blocks.historyBytes);
+            known = true;
+          }
+        }
+        // A later turn this gateway has no record of (another replica routed the earlier turns):
+        // its history is probably where every replica sends the conversation.
+        if (!known) {
+          const home = servers.indexOf(owner(servers, key)!);
+          cached[home] = Math.max(cached[home]!, blocks.historyBytes);
+        }
       }
       const costs = servers.map((server, i) =>
         cost(server, cached[i]!, { blocks, speed: speeds.get(server.url) ?? 1, now })
       );
       let best = Infinity;
       for (const value of costs) if (value < best) best = value;
+      // The conversation's home wins while it is within affinity_tokens of the best, so every
+      // replica (which sees about the same loads) sends the conversation there.
+      const home = owner(servers, key)!;
+      if (costs[servers.indexOf(home)]! <= best + settings.affinityTokens) return home;
       const limit = best * (1 + settings.balanceTolerance) + settings.balanceTokens;
       return owner(servers.filter((_, i) => costs[i]! <= limit), key);
     },
@@ -220,6 +238,7 @@ const schema = z.strictObject({
   queue_weight: nonNegative.default(16),
   balance_tolerance: nonNegative.default(0.02),
   balance_tokens: nonNegative.default(64),
+  affinity_tokens: nonNegative.default(256),
   cache_tokens: positive.default(262_144),
   max_blocks: z.number().int().positive().default(262_144),
   saturated_kv: nonNegative.default(0.98),
@@ -245,6 +264,8 @@ interface CacheAwareSettings {
   readonly balanceTolerance: number;
   /** Tokens above the lowest cost within which servers count as equal. */
   readonly balanceTokens: number;
+  /** Tokens above the lowest cost within which the affinity key's home server still wins. */
+  readonly affinityTokens: number;
   /** A server's cache size in tokens when its engine does not report one. */
   readonly cacheTokens: number;
   /** The index's bound in blocks, over all servers of the model. */
@@ -288,6 +309,7 @@ function readCacheAwareOptions(raw: Readonly<Record<string, unknown>>): CacheAwa
     queueWeight: o.queue_weight,
     balanceTolerance: o.balance_tolerance,
     balanceTokens: o.balance_tokens,
+    affinityTokens: o.affinity_tokens,
     cacheTokens: o.cache_tokens,
     maxBlocks: o.max_blocks,
     saturatedKv: o.saturated_kv,
