@@ -57,7 +57,8 @@ export async function startMain(spec: unknown, args: string[] = []): Promise<Mai
   child.status.then(() => exited = true);
   while (!(match = /listening on "?(http:\/\/[^\s"]+)/.exec(log))) {
     if (Date.now() > deadline || exited) {
-      child.kill("SIGKILL");
+      if (!exited) child.kill("SIGKILL");
+      await drained;
       throw new Error(`main.ts did not start:\n${log}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));

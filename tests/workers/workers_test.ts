@@ -220,3 +220,22 @@ Deno.test("workers: SIGTERM with streams in flight on both workers loses none", 
     await sim.close();
   }
 });
+
+Deno.test("workers: --workers 1 serves from the main isolate; a bad count is refused", async () => {
+  const sim = await startSimServer(FAST);
+  const main = await startMain({ ...QUIET, models: { m: { servers: [sim.url] } } }, [
+    "--workers",
+    "1",
+  ]);
+  try {
+    const health = await fetch(`${main.url}/health`);
+    await health.body?.cancel();
+    assert.equal(health.headers.get("x-llmstream-worker"), null, "no worker answered");
+    assert.doesNotMatch(main.log(), /with \d+ workers/);
+  } finally {
+    await main.stop();
+    await sim.close();
+  }
+  const refused = await startMain({ models: {} }, ["--workers", "0"]).catch((error) => error);
+  assert.match(String(refused), /Invalid --workers "0"/);
+});
