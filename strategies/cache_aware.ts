@@ -14,7 +14,8 @@
  *     miss   = prompt_tokens - cached_tokens            (what the server would still prefill)
  *     cost   = ((1 + load) * load_tokens + miss) / speed
  *
- * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server). So a long cached
+ * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server), then rounded to
+ * steps of a third of a doubling so that learning noise does not set equal servers apart. So a long cached
  * prefix wins unless its server carries `miss difference / load_tokens` more load than another,
  * and a slow server must save proportionally more prefill to win. A saturated server (KV usage at
  * or above `saturated_kv`, or `waiting` at or above `saturated_queue`) costs a million times more.
@@ -196,7 +197,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
       const context = { blocks, now };
-      const speedOf = servers.map((server) => speeds.get(server.url) ?? 1);
+      const speedOf = servers.map((server) => coarse(speeds.get(server.url) ?? 1));
       const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, context));
       const ranked = rank(servers, key);
       if (blocks.historyBytes > 0) {
@@ -228,6 +229,14 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       }
     },
   };
+}
+
+/**
+ * A learned speed on a coarse grid (steps of a third of a doubling: 1, 0.79, 0.63, 0.5, ...), so
+ * that the noise of learning does not tell equal servers apart, nor two replicas apart.
+ */
+function coarse(speed: number): number {
+  return 2 ** (Math.round(Math.log2(speed) * 3) / 3);
 }
 
 /** The rendezvous (highest random weight) score of a server for a key. */
