@@ -57,9 +57,9 @@ function scenarios(quick: boolean): Scenario[] {
   const all: Scenario[] = [
     {
       name: "chat, homogeneous",
-      fleet: { name: "homogeneous", speeds: HOMOGENEOUS, kvBlocks: 2048 },
+      fleet: { name: "homogeneous", speeds: HOMOGENEOUS, kvBlocks: 4096 },
       trace: chatTrace,
-      rate: 5,
+      rate: 3,
       everyStrategy: true,
     },
     {
@@ -71,9 +71,9 @@ function scenarios(quick: boolean): Scenario[] {
     },
     {
       name: "chat, heterogeneous",
-      fleet: { name: "heterogeneous", speeds: HETEROGENEOUS, kvBlocks: 2048 },
+      fleet: { name: "heterogeneous", speeds: HETEROGENEOUS, kvBlocks: 4096 },
       trace: chatTrace,
-      rate: 5,
+      rate: 3,
       everyStrategy: false,
     },
     {

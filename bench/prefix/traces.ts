@@ -117,23 +117,23 @@ function frame(
 }
 
 /**
- * Multi-turn chats: 3 to 6 turns each, first question 100-300 tokens, later ones 30-120, answers
- * 32-96 tokens, think time 0.5-2.5 s; each chat belongs to one of four apps whose 150-token system
- * prompt it shares.
+ * Multi-turn chats: 3 to 6 turns each, first question 300-1,000 tokens (a pasted text), later ones
+ * 50-200, answers 64-128 tokens, think time 0.5-2.5 s; each chat belongs to one of four apps whose
+ * 400-token system prompt it shares.
  *
  * @param options Seed, length and chats per second.
  * @returns The trace.
  */
 export function chatTrace(options: TraceOptions): PrefixTrace {
   const random = seededRandom(options.seed * 101 + 1);
-  const apps = Array.from({ length: 4 }, (_, i) => `App ${i}. ${text(random, 150)}`);
+  const apps = Array.from({ length: 4 }, (_, i) => `App ${i}. ${text(random, 400)}`);
   const conversations = poissonStarts(random, options).map((startMs) => ({
     startMs,
     system: apps[Math.floor(random() * apps.length)]!,
     turns: Array.from({ length: between(random, [3, 6]) }, (_, turn) => ({
       thinkMs: turn === 0 ? 0 : 500 + random() * 2000,
-      user: text(random, turn === 0 ? between(random, [100, 300]) : between(random, [30, 120])),
-      maxTokens: between(random, [32, 96]),
+      user: text(random, turn === 0 ? between(random, [300, 1000]) : between(random, [50, 200])),
+      maxTokens: between(random, [64, 128]),
     })),
   }));
   return frame(
