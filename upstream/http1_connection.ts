@@ -1,18 +1,21 @@
 /**
- * One keep-alive HTTP/1.1 connection to a server: writes a request, reads the response head, and
- * hands out the body. Every connection owns one read buffer that is reused for every response, so
- * a stream of small SSE events costs one small copy per event and nothing else.
+ * One keep-alive HTTP/1.1 connection to a server: writes a request while reading the response
+ * (full duplex, so an early answer such as 413 arrives as the server sent it), reads and
+ * validates the response head, and hands out the body. Every connection owns one read buffer
+ * that is reused for every response, so a stream of small SSE events costs one small copy per
+ * event and nothing else. The socket is read only when the body's reader asks (the client's
+ * pace), so at most one buffer of a response waits in the gateway.
  *
  * @module
  */
 import {
   byteString,
-  ChunkedDecoder,
   findHeadEnd,
   parseResponseHead,
   ProtocolError,
   type ResponseHead,
 } from "./http1_parse.ts";
+import { ChunkedDecoder } from "./http1_chunked.ts";
 import { concatBytes } from "../common/bytes.ts";
 
 /**
@@ -23,8 +26,12 @@ import { concatBytes } from "../common/bytes.ts";
 const BUFFER_BYTES = 4 * 1024;
 /** Largest buffer for reading a body. */
 const BODY_BUFFER_BYTES = 64 * 1024;
-/** Largest response head accepted. */
+/** Largest response head accepted (interim 1xx heads included). */
 export const MAX_HEAD_BYTES = 64 * 1024;
+/** Most interim (1xx) responses accepted before the final one. */
+const MAX_INTERIM = 16;
+/** Largest body allocated at once from a declared length; longer ones are read in parts. */
+const MAX_PREALLOCATE = 16 * 1024 * 1024;
 
 /** A response body read from a connection. */
 export interface UpstreamBody {
@@ -35,7 +42,15 @@ export interface UpstreamBody {
    */
   read(): Promise<Uint8Array<ArrayBuffer> | undefined>;
   /**
-   * Reads the rest of the body.
+   * Reads the whole body when it is at most `limit` bytes long. A body with a larger declared
+   * length is not read at all; one that grows past the limit keeps what was read for `read()`.
+   *
+   * @param limit The most bytes to hold.
+   * @returns The bytes, or `undefined` when the body is longer (then read it with `read()`).
+   */
+  buffer(limit: number): Promise<Uint8Array<ArrayBuffer> | undefined>;
+  /**
+   * Reads the rest of the body, however long (for tests and trusted callers).
    *
    * @returns The bytes.
    */
@@ -44,7 +59,7 @@ export interface UpstreamBody {
   cancel(): void;
 }
 
-/** The server closed the connection or broke the protocol. */
+/** The server closed the connection, or the request was aborted. */
 export class UpstreamClosed extends Error {
   /**
    * Creates the error.
@@ -67,8 +82,12 @@ export class Http1Connection {
   #idleRead: Promise<number | null> | undefined;
   #idle = false;
   #closed = false;
+  /** Whether the current request was written whole. */
+  #written = true;
   /** Whether a byte of the current response arrived (a reused connection that failed before is retried). */
   received = false;
+  /** Bytes read from the socket so far: deadlines see progress without a clock read per chunk. */
+  bytesRead = 0;
   /** Requests sent on this connection. */
   uses = 0;
   /** `performance.now()` when it went idle. */
@@ -89,48 +108,61 @@ export class Http1Connection {
   }
 
   /**
-   * Writes bytes fully.
+   * Starts writing a request and returns at once: the response is read while it is written. A
+   * write that fails (the server answered early and closed) is not an error by itself; the
+   * connection is then not reused.
    *
-   * @param bytes The bytes.
+   * @param parts The head, then the body if it is sent separately.
    */
-  async write(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < bytes.length) {
-      offset += await this.#conn.write(bytes.subarray(offset));
-    }
+  send(parts: readonly Uint8Array[]): void {
+    this.#written = false;
+    this.#writeAll(parts).then(() => {
+      this.#written = true;
+    }, () => {
+      // The read side reports what happened: an answer, or the end of the connection.
+    });
   }
 
   /**
-   * Reads the response head, skipping informational (1xx) answers.
+   * Reads the response head, skipping interim answers (100, 102, 103).
    *
    * @param method The request method.
    * @returns The head; the body follows in the buffer.
-   * @throws UpstreamClosed when the connection ends first or the head is malformed.
+   * @throws ProtocolError when the head breaks HTTP/1.1 rules (or is an unsolicited 101).
+   * @throws UpstreamClosed when the connection ends first.
    */
   async readHead(method: string): Promise<ResponseHead> {
+    let interim = 0;
+    let scanned = this.#start;
     for (;;) {
-      const end = findHeadEnd(this.#buffer, { start: this.#start, end: this.#end });
+      const end = findHeadEnd(this.#buffer, { start: scanned, end: this.#end });
       if (end >= 0) {
-        const text = byteString(this.#buffer.subarray(this.#start, end - 4));
-        this.#start = end;
-        let head: ResponseHead;
-        try {
-          head = parseResponseHead(text, { method });
-        } catch (error) {
-          throw new UpstreamClosed(
-            `The server sent a malformed response: ${(error as Error).message}`,
-            { cause: error },
+        const text = byteString(this.#buffer.subarray(this.#start, end));
+        this.#start = scanned = end;
+        const head = parseResponseHead(text, { method });
+        if (head.status === 101) {
+          throw new ProtocolError(
+            "sent 101 Switching Protocols to a request that asked for no upgrade",
           );
         }
-        if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
+        if (head.status < 200) {
+          if (++interim > MAX_INTERIM) {
+            throw new ProtocolError(`sent more than ${MAX_INTERIM} interim (1xx) responses`);
+          }
+          continue;
+        }
         return head;
       }
+      // Rescan only the last bytes of what was searched (a blank line may span two reads).
+      scanned = Math.max(this.#start, this.#end - 2);
       if (this.#end - this.#start >= MAX_HEAD_BYTES) {
-        throw new UpstreamClosed(`The server's response headers exceed ${MAX_HEAD_BYTES} bytes`);
+        throw new ProtocolError(`sent response headers larger than ${MAX_HEAD_BYTES} bytes`);
       }
+      const before = this.#start;
       if (!(await this.#fill(MAX_HEAD_BYTES))) {
         throw new UpstreamClosed("The server closed the connection before answering");
       }
+      scanned -= before - this.#start;
     }
   }
 
@@ -147,13 +179,21 @@ export class Http1Connection {
     const finish = (complete: boolean): void => {
       if (finished) return;
       finished = true;
-      const reusable = complete && head.keepAlive && this.#start === this.#end && !this.#closed;
+      const reusable = complete && head.keepAlive && this.#written && this.#start === this.#end &&
+        !this.#closed;
       if (!reusable) this.close();
       onDone(reusable);
     };
     let remaining = head.length;
     const decoder = head.framing === "chunked" ? new ChunkedDecoder() : undefined;
+    /** Bytes `buffer()` read before finding the body too long; `read()` returns them first. */
+    let held: Uint8Array<ArrayBuffer> | undefined;
     const read = async (): Promise<Uint8Array<ArrayBuffer> | undefined> => {
+      if (held) {
+        const out = held;
+        held = undefined;
+        return out;
+      }
       try {
         for (;;) {
           if (finished) return undefined;
@@ -161,9 +201,12 @@ export class Http1Connection {
             finish(true);
             return undefined;
           }
-          if (decoder?.done) {
-            finish(true);
-            return undefined;
+          if (decoder) {
+            if (decoder.done) {
+              finish(true);
+              return undefined;
+            }
+            decoder.throwIfFailed();
           }
           if (this.#start < this.#end) {
             if (decoder) {
@@ -198,41 +241,53 @@ export class Http1Connection {
         }
       } catch (error) {
         finish(false);
-        throw error instanceof ProtocolError
-          ? new UpstreamClosed(`The server sent a malformed body: ${error.message}`, {
-            cause: error,
-          })
-          : error;
+        throw error;
       }
+    };
+    /** Reads a declared length whole into one array: one allocation, no copies of parts. */
+    const readLength = async (): Promise<Uint8Array<ArrayBuffer>> => {
+      const out = new Uint8Array(remaining);
+      try {
+        const buffered = Math.min(remaining, this.#end - this.#start);
+        out.set(this.#buffer.subarray(this.#start, this.#start + buffered));
+        this.#start += buffered;
+        let offset = buffered;
+        while (offset < out.length) {
+          const n = await this.#conn.read(out.subarray(offset));
+          if (n === null) {
+            throw new UpstreamClosed("The server closed the connection before the end of the body");
+          }
+          offset += n;
+          this.bytesRead += n;
+        }
+      } catch (error) {
+        finish(false);
+        throw error;
+      }
+      remaining = 0;
+      finish(true);
+      return out;
+    };
+    const buffer = async (limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> => {
+      if (head.framing === "length" && !held) {
+        return remaining <= limit && remaining <= MAX_PREALLOCATE ? await readLength() : undefined;
+      }
+      const parts: Uint8Array<ArrayBuffer>[] = [];
+      let size = 0;
+      for (let part = await read(); part !== undefined; part = await read()) {
+        parts.push(part);
+        size += part.byteLength;
+        if (size > limit) {
+          held = concatBytes(parts);
+          return undefined;
+        }
+      }
+      return parts.length === 1 ? parts[0]! : concatBytes(parts);
     };
     return {
       read,
-      bytes: async () => {
-        if (head.framing !== "length") return concatBytes(await readAll(read));
-        const out = new Uint8Array(remaining);
-        let offset = 0;
-        try {
-          const buffered = Math.min(remaining, this.#end - this.#start);
-          out.set(this.#buffer.subarray(this.#start, this.#start + buffered));
-          this.#start += buffered;
-          offset = buffered;
-          while (offset < out.length) {
-            const n = await this.#conn.read(out.subarray(offset));
-            if (n === null) {
-              throw new UpstreamClosed(
-                "The server closed the connection before the end of the body",
-              );
-            }
-            offset += n;
-          }
-        } catch (error) {
-          finish(false);
-          throw error;
-        }
-        remaining = 0;
-        finish(true);
-        return out;
-      },
+      buffer,
+      bytes: async () => (await buffer(Infinity)) ?? concatBytes(await readAll(read)),
       cancel: () => finish(false),
     };
   }
@@ -271,7 +326,7 @@ export class Http1Connection {
     this.uses++;
   }
 
-  /** Closes the socket (idempotent); pending reads fail. */
+  /** Closes the socket (idempotent); pending reads and writes fail. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -280,6 +335,13 @@ export class Http1Connection {
       this.#conn.close();
     } catch {
       // Already closed by the runtime.
+    }
+  }
+
+  async #writeAll(parts: readonly Uint8Array[]): Promise<void> {
+    for (const bytes of parts) {
+      let offset = 0;
+      while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
     }
   }
 
@@ -301,6 +363,7 @@ export class Http1Connection {
     const n = pending ? await pending : await this.#conn.read(this.#buffer.subarray(this.#end));
     if (n === null) return false;
     this.#end += n;
+    this.bytesRead += n;
     this.received = true;
     return true;
   }

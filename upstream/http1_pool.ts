@@ -18,6 +18,7 @@
  * @module
  */
 import { Http1Connection, type UpstreamBody, UpstreamClosed } from "./http1_connection.ts";
+import { ProtocolError } from "./http1_parse.ts";
 
 /** Idle connections older than this are closed rather than reused (below uvicorn's 5 s). */
 export const IDLE_MS = 4_000;
@@ -90,12 +91,22 @@ export class UpstreamCall {
     return this.#aborted;
   }
 
+  /** Bytes read from the server so far on the call's connection (for idle deadlines). */
+  get bytesRead(): number {
+    return this.#connection?.bytesRead ?? 0;
+  }
+
   /** Aborts the call: a pending connect is dropped, an open connection closed. */
   abort(): void {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#connecting?.abort();
     this.#connection?.close();
+  }
+
+  /** @internal The answer ended: the connection is no longer the call's (abort leaves it be). */
+  detach(): void {
+    this.#connection = undefined;
   }
 
   /** @internal Attaches the connection in use. */
@@ -166,15 +177,19 @@ export class Http1Pool {
     request: UpstreamRequest,
     options: SendOptions,
   ): Promise<UpstreamResponse> {
-    const head = this.#head(request);
+    const parts = this.#parts(request);
     for (let attempt = 0;; attempt++) {
       const reused = attempt === 0 ? this.#takeIdle() : undefined;
       const connection = reused ?? await this.#connect(call, options.connectTimeoutMs);
       call.attach(connection);
       try {
-        await this.#write(connection, head, request.body);
+        // Full duplex: the answer is read while the request is written.
+        connection.send(parts);
         const answer = await connection.readHead(request.method);
-        const body = connection.body(answer, (reusable) => this.#done(connection, reusable));
+        const body = connection.body(answer, (reusable) => {
+          call.detach();
+          this.#done(connection, reusable);
+        });
         const empty = answer.framing === "none";
         if (empty) await body.read();
         return { status: answer.status, headers: answer.headers, body: empty ? null : body };
@@ -183,10 +198,9 @@ export class Http1Pool {
         this.#open.delete(connection);
         if (call.aborted) throw new UpstreamClosed("The request was aborted", { cause: error });
         if (reused && !connection.received) continue;
-        throw error instanceof UpstreamClosed ? error : new UpstreamClosed(
-          `The connection failed: ${errorMessage(error)}`,
-          { cause: error },
-        );
+        throw error instanceof UpstreamClosed || error instanceof ProtocolError
+          ? error
+          : new UpstreamClosed(`The connection failed: ${errorMessage(error)}`, { cause: error });
       }
     }
   }
@@ -252,16 +266,16 @@ export class Http1Pool {
     return encodeHead(text);
   }
 
-  async #write(connection: Http1Connection, head: Uint8Array, body: Uint8Array | null) {
-    if (body === null || body.byteLength === 0) return await connection.write(head);
-    if (body.byteLength <= COALESCE_BYTES) {
-      const both = new Uint8Array(head.byteLength + body.byteLength);
-      both.set(head);
-      both.set(body, head.byteLength);
-      return await connection.write(both);
-    }
-    await connection.write(head);
-    await connection.write(body);
+  /** The bytes to write: head and body together when the body is small, else apart. */
+  #parts(request: UpstreamRequest): Uint8Array[] {
+    const head = this.#head(request);
+    const body = request.body;
+    if (body === null || body.byteLength === 0) return [head];
+    if (body.byteLength > COALESCE_BYTES) return [head, body];
+    const both = new Uint8Array(head.byteLength + body.byteLength);
+    both.set(head);
+    both.set(body, head.byteLength);
+    return [both];
   }
 
   #done(connection: Http1Connection, reusable: boolean): void {
