@@ -161,8 +161,7 @@ function answerStream(
         for (;;) {
           const chunk = await body.read();
           if (chunk === undefined) {
-            const rest = framer?.flush();
-            if (rest !== undefined) pass(exchange, controller, rest);
+            framer?.drop();
             controller.close();
             exchange.end(blame ? "error" : "success", blame);
             return;

@@ -2,7 +2,8 @@
  * Passes an SSE stream on at event boundaries: a chunk is forwarded up to its last blank line and
  * the unfinished event after it is held (at most one, up to {@link MAX_EVENT_BYTES}) until its
  * end arrives. So when a stream breaks, everything the client got is whole events, and the
- * gateway's error event cannot be glued to half of one. A server's usual chunk is whole events,
+ * gateway's error event cannot be glued to half of one; an unfinished event at the end of a
+ * stream is dropped, as a client would drop it. A server's usual chunk is whole events,
  * which pass through as they are, unchanged and uncopied.
  *
  * @module
@@ -43,13 +44,13 @@ export class SseFramer {
   }
 
   /**
-   * The unfinished event at a clean end of the stream, passed on as the server sent it (a client
-   * drops it, as the SSE rules say).
+   * Drops the unfinished event at the end of a stream: an SSE client drops it too (an event is
+   * dispatched only at its blank line), and every event the client gets stays whole.
    *
-   * @returns The held bytes, if any.
+   * @returns Whether an unfinished event was dropped.
    */
-  flush(): Uint8Array<ArrayBuffer> | undefined {
-    const held = this.#held;
+  drop(): boolean {
+    const held = this.#held !== undefined;
     this.#held = undefined;
     return held;
   }

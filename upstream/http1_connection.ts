@@ -15,63 +15,20 @@ import {
   ProtocolError,
   type ResponseHead,
 } from "./http1_parse.ts";
-import { ChunkedDecoder } from "./http1_chunked.ts";
-import { concatBytes } from "../common/bytes.ts";
+import { bodyReader, type UpstreamBody, UpstreamClosed } from "./http1_body.ts";
+
+export { type UpstreamBody, UpstreamClosed } from "./http1_body.ts";
 
 /**
  * Bytes a connection buffers at first: enough for a usual response head and a burst of SSE
  * events, small enough for thousands of open streams. A large head grows it up to
- * {@link MAX_HEAD_BYTES}, a large body up to {@link BODY_BUFFER_BYTES}.
+ * {@link MAX_HEAD_BYTES}, a large body up to `BODY_BUFFER_BYTES` (`http1_body.ts`).
  */
 const BUFFER_BYTES = 4 * 1024;
-/** Largest buffer for reading a body. */
-const BODY_BUFFER_BYTES = 64 * 1024;
 /** Largest response head accepted (interim 1xx heads included). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Most interim (1xx) responses accepted before the final one. */
 const MAX_INTERIM = 16;
-/** Largest body allocated at once from a declared length; longer ones are read in parts. */
-const MAX_PREALLOCATE = 16 * 1024 * 1024;
-
-/** A response body read from a connection. */
-export interface UpstreamBody {
-  /**
-   * Reads the next part of the body.
-   *
-   * @returns A copy of the bytes that arrived, or `undefined` at the end.
-   */
-  read(): Promise<Uint8Array<ArrayBuffer> | undefined>;
-  /**
-   * Reads the whole body when it is at most `limit` bytes long. A body with a larger declared
-   * length is not read at all; one that grows past the limit keeps what was read for `read()`.
-   *
-   * @param limit The most bytes to hold.
-   * @returns The bytes, or `undefined` when the body is longer (then read it with `read()`).
-   */
-  buffer(limit: number): Promise<Uint8Array<ArrayBuffer> | undefined>;
-  /**
-   * Reads the rest of the body, however long (for tests and trusted callers).
-   *
-   * @returns The bytes.
-   */
-  bytes(): Promise<Uint8Array<ArrayBuffer>>;
-  /** Stops reading; the connection is closed. */
-  cancel(): void;
-}
-
-/** The server closed the connection, or the request was aborted. */
-export class UpstreamClosed extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What happened.
-   * @param options The cause.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "UpstreamClosed";
-  }
-}
 
 /** One connection; {@link Http1Pool} owns it. */
 export class Http1Connection {
@@ -175,121 +132,45 @@ export class Http1Connection {
    * @returns The body reader.
    */
   body(head: ResponseHead, onDone: (reusable: boolean) => void): UpstreamBody {
-    let finished = false;
-    const finish = (complete: boolean): void => {
-      if (finished) return;
-      finished = true;
-      const reusable = complete && head.keepAlive && this.#written && this.#start === this.#end &&
-        !this.#closed;
-      if (!reusable) this.close();
-      onDone(reusable);
-    };
-    let remaining = head.length;
-    const decoder = head.framing === "chunked" ? new ChunkedDecoder() : undefined;
-    /** Bytes `buffer()` read before finding the body too long; `read()` returns them first. */
-    let held: Uint8Array<ArrayBuffer> | undefined;
-    const read = async (): Promise<Uint8Array<ArrayBuffer> | undefined> => {
-      if (held) {
-        const out = held;
-        held = undefined;
-        return out;
-      }
-      try {
-        for (;;) {
-          if (finished) return undefined;
-          if (head.framing === "none" || (head.framing === "length" && remaining === 0)) {
-            finish(true);
-            return undefined;
-          }
-          if (decoder) {
-            if (decoder.done) {
-              finish(true);
-              return undefined;
-            }
-            decoder.throwIfFailed();
-          }
-          if (this.#start < this.#end) {
-            if (decoder) {
-              const { consumed, payload } = decoder.decode(
-                this.#buffer.subarray(this.#start, this.#end),
-              );
-              this.#start += consumed;
-              // Copied before the connection may go back to the pool, whose idle read reuses
-              // the buffer the payload views point into.
-              const copy = payload.length > 0 ? joinCopy(payload) : undefined;
-              if (decoder.done) finish(true);
-              if (copy) return copy;
-              if (consumed > 0) continue;
-            } else {
-              const take = head.framing === "length"
-                ? Math.min(remaining, this.#end - this.#start)
-                : this.#end - this.#start;
-              const copy = this.#buffer.slice(this.#start, this.#start + take);
-              this.#start += take;
-              remaining -= take;
-              if (head.framing === "length" && remaining === 0) finish(true);
-              return copy;
-            }
-          }
-          if (!(await this.#fill(BODY_BUFFER_BYTES))) {
-            if (head.framing === "close") {
-              finish(true);
-              return undefined;
-            }
-            throw new UpstreamClosed("The server closed the connection before the end of the body");
-          }
-        }
-      } catch (error) {
-        finish(false);
-        throw error;
-      }
-    };
-    /** Reads a declared length whole into one array: one allocation, no copies of parts. */
-    const readLength = async (): Promise<Uint8Array<ArrayBuffer>> => {
-      const out = new Uint8Array(remaining);
-      try {
-        const buffered = Math.min(remaining, this.#end - this.#start);
-        out.set(this.#buffer.subarray(this.#start, this.#start + buffered));
-        this.#start += buffered;
-        let offset = buffered;
-        while (offset < out.length) {
-          const n = await this.#conn.read(out.subarray(offset));
-          if (n === null) {
-            throw new UpstreamClosed("The server closed the connection before the end of the body");
-          }
-          offset += n;
-          this.bytesRead += n;
-        }
-      } catch (error) {
-        finish(false);
-        throw error;
-      }
-      remaining = 0;
-      finish(true);
-      return out;
-    };
-    const buffer = async (limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> => {
-      if (head.framing === "length" && !held) {
-        return remaining <= limit && remaining <= MAX_PREALLOCATE ? await readLength() : undefined;
-      }
-      const parts: Uint8Array<ArrayBuffer>[] = [];
-      let size = 0;
-      for (let part = await read(); part !== undefined; part = await read()) {
-        parts.push(part);
-        size += part.byteLength;
-        if (size > limit) {
-          held = concatBytes(parts);
-          return undefined;
-        }
-      }
-      return parts.length === 1 ? parts[0]! : concatBytes(parts);
-    };
-    return {
-      read,
-      buffer,
-      bytes: async () => (await buffer(Infinity)) ?? concatBytes(await readAll(read)),
-      cancel: () => finish(false),
-    };
+    return bodyReader(this, { head, onDone });
+  }
+
+  /** @internal Bytes buffered and not yet consumed. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** @internal A view of the buffered bytes (valid until the next read). */
+  view(): Uint8Array {
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  /** @internal Marks buffered bytes as consumed. */
+  consume(count: number): void {
+    this.#start += count;
+  }
+
+  /** @internal Reads more into the buffer (growing it up to `limit`); false at end of file. */
+  more(limit: number): Promise<boolean> {
+    return this.#fill(limit);
+  }
+
+  /** @internal Reads straight into `out`, past the buffer; `null` at end of file. */
+  async readInto(out: Uint8Array): Promise<number | null> {
+    const n = await this.#conn.read(out);
+    if (n !== null) this.bytesRead += n;
+    return n;
+  }
+
+  /**
+   * @internal Settles the connection after a body: reusable only when the body ended, the head
+   * allows it, the request was written whole and nothing else arrived. Closes it otherwise.
+   */
+  settle(complete: boolean, keepAlive: boolean): boolean {
+    const reusable = complete && keepAlive && this.#written && this.#start === this.#end &&
+      !this.#closed;
+    if (!reusable) this.close();
+    return reusable;
   }
 
   /**
@@ -367,17 +248,4 @@ export class Http1Connection {
     this.received = true;
     return true;
   }
-}
-
-async function readAll(
-  read: () => Promise<Uint8Array<ArrayBuffer> | undefined>,
-): Promise<Uint8Array<ArrayBuffer>[]> {
-  const parts: Uint8Array<ArrayBuffer>[] = [];
-  for (let part = await read(); part !== undefined; part = await read()) parts.push(part);
-  return parts;
-}
-
-function joinCopy(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  if (parts.length === 1) return parts[0]!.slice() as Uint8Array<ArrayBuffer>;
-  return concatBytes(parts);
 }

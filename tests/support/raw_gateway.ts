@@ -26,12 +26,12 @@ export interface RawGateway {
  *
  * @param script The raw server's script.
  * @param test The test.
- * @param spec Spec keys to set or replace.
+ * @param spec Spec keys to set or replace (or a function of the raw server's URL giving them).
  */
 export async function withRawGateway(
   script: Script,
   test: (context: RawGateway) => Promise<void>,
-  spec: Record<string, unknown> = {},
+  spec: Record<string, unknown> | ((url: string) => Record<string, unknown>) = {},
 ): Promise<void> {
   const server = new RawServer(script);
   const stack = await startStack({
@@ -40,7 +40,7 @@ export async function withRawGateway(
       retries: { max_attempts: 1 },
       timeouts: { first_byte: 2, idle: 1 },
       plugins: [],
-      ...spec,
+      ...(typeof spec === "function" ? spec(server.url) : spec),
     }),
   });
   try {
