@@ -89,6 +89,7 @@ export function buildRoutes(
       options: model.strategy_options,
       metricsInterval: loaded.spec.metrics_update_interval,
     });
+    strategy.onServers?.(endpoints);
     routes.set(name, {
       name,
       upstreamModel: model.upstream_model,

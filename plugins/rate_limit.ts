@@ -15,7 +15,7 @@
  *   what the requests in flight use; answers without usage (errors, aborted streams) cost nothing.
  * - Refused requests are not counted.
  *
- * Options (see the README's "Rate limits"): `store` (`memory` or `redis`), `redis_url`,
+ * Options (see docs/plugins.md, "Rate limits"): `store` (`memory` or `redis`), `redis_url`,
  * `redis_prefix`, `redis_timeout` (seconds), `on_store_error` (`open` or `closed`), `key_header`,
  * `default`, `keys` (by key name, each with optional `models`) and `models`, each holding
  * `requests_per_minute`, `tokens_per_minute` and `concurrent`.

@@ -30,7 +30,8 @@ export type Field =
   | "kvUsage"
   | "prefixQueries"
   | "prefixHits"
-  | "prefixHitRate";
+  | "prefixHitRate"
+  | "cacheTokens";
 
 /** How one engine series maps to a field. */
 export interface EngineMetric {
@@ -42,6 +43,13 @@ export interface EngineMetric {
   readonly rankLabel?: string;
   /** When two names feed one field of one model, the lower preference wins (legacy names: 1). */
   readonly preference: number;
+  /** Reads the value from the sample's labels instead (info gauges, whose value is 1). */
+  readonly fromLabels?: (labels: Readonly<Record<string, string>>) => number;
+}
+
+/** KV-cache capacity in tokens from `vllm:cache_config_info`'s labels: blocks times block size. */
+function cacheTokensOf(labels: Readonly<Record<string, string>>): number {
+  return Number(labels["num_gpu_blocks"]) * Number(labels["block_size"]);
 }
 
 /** How a field combines across data-parallel ranks: summed, or averaged. */
@@ -52,6 +60,7 @@ export const FIELD_COMBINE: Readonly<Record<Field, "sum" | "mean">> = {
   prefixQueries: "sum",
   prefixHits: "sum",
   prefixHitRate: "mean",
+  cacheTokens: "sum",
 };
 
 /** The table of known engine series. */
@@ -63,6 +72,7 @@ export const ENGINE_METRICS: ReadonlyMap<string, EngineMetric> = new Map<string,
   ["vllm:kv_cache_usage_perc", { engine: "vllm", field: "kvUsage", rankLabel: "engine", preference: 0 }],
   ["vllm:prefix_cache_queries_total", { engine: "vllm", field: "prefixQueries", rankLabel: "engine", preference: 0 }],
   ["vllm:prefix_cache_hits_total", { engine: "vllm", field: "prefixHits", rankLabel: "engine", preference: 0 }],
+  ["vllm:cache_config_info", { engine: "vllm", field: "cacheTokens", rankLabel: "engine", preference: 0, fromLabels: cacheTokensOf }],
   // vLLM older names (before 0.9, and V0), used only when the current name is absent.
   ["vllm:gpu_cache_usage_perc", { engine: "vllm", field: "kvUsage", rankLabel: "engine", preference: 1 }],
   ["vllm:gpu_prefix_cache_queries_total", { engine: "vllm", field: "prefixQueries", rankLabel: "engine", preference: 1 }],
@@ -97,6 +107,8 @@ export interface Reading {
   readonly prefixHits?: number;
   /** A hit-rate gauge the engine reports itself (vLLM V0), 0..1. */
   readonly prefixHitRate?: number;
+  /** KV-cache capacity in tokens (vLLM's `cache_config_info`), summed over ranks. */
+  readonly cacheTokens?: number;
   /** Data-parallel ranks seen (the most any field had). */
   readonly ranks: number;
 }
@@ -134,7 +146,9 @@ export function toReadings(
   const groups = new Map<string, Map<Field, FieldAcc>>();
   for (const sample of samples) {
     const entry = table.get(sample.name);
-    if (entry === undefined || !Number.isFinite(sample.value)) continue;
+    if (entry === undefined) continue;
+    const value = entry.fromLabels ? entry.fromLabels(sample.labels) : sample.value;
+    if (!Number.isFinite(value)) continue;
     const model = sample.labels["model_name"] || ANY_MODEL;
     let fields = groups.get(model);
     if (fields === undefined) groups.set(model, fields = new Map());
@@ -146,10 +160,15 @@ export function toReadings(
     }
     const rank = entry.rankLabel === undefined ? "" : sample.labels[entry.rankLabel] ?? "";
     const seen = acc.ranks.get(rank);
-    acc.ranks.set(rank, seen === undefined ? sample.value : Math.max(seen, sample.value));
+    acc.ranks.set(rank, seen === undefined ? value : Math.max(seen, value));
   }
+  // The KV cache is the server's, not a model's: a model's reading takes the server-wide one.
+  const shared = groups.get(ANY_MODEL)?.get("cacheTokens");
   const readings = new Map<string, Reading>();
-  for (const [model, fields] of groups) readings.set(model, combine(fields));
+  for (const [model, fields] of groups) {
+    if (shared !== undefined && !fields.has("cacheTokens")) fields.set("cacheTokens", shared);
+    readings.set(model, combine(fields));
+  }
   return readings;
 }
 
@@ -171,6 +190,7 @@ function combine(fields: Map<Field, FieldAcc>): Reading {
   if (values.prefixQueries !== undefined) reading.prefixQueries = values.prefixQueries;
   if (values.prefixHits !== undefined) reading.prefixHits = values.prefixHits;
   if (values.prefixHitRate !== undefined) reading.prefixHitRate = values.prefixHitRate;
+  if (values.cacheTokens !== undefined) reading.cacheTokens = values.cacheTokens;
   return reading;
 }
 
@@ -226,6 +246,10 @@ export function toServerMetrics(
   };
   if (current.kvUsage !== undefined) metrics.kvUsage = clamp01(current.kvUsage);
   if (rate !== undefined) metrics.prefixHitRate = clamp01(rate);
+  if (current.prefixQueries !== undefined) metrics.prefixQueries = current.prefixQueries;
+  if (current.cacheTokens !== undefined && current.cacheTokens > 0) {
+    metrics.cacheTokens = current.cacheTokens;
+  }
   return metrics;
 }
 

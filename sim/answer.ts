@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Engine, EngineJob, EngineRequest, EngineSink } from "./engine.ts";
+import type { Engine, EngineJob, EngineRequest, EngineSink } from "./engine/engine.ts";
 import {
   type AnswerId,
   completionBody,
@@ -14,7 +14,7 @@ import {
   errorResponse,
   usageBody,
 } from "./openai.ts";
-import type { FinishReason } from "./stats.ts";
+import type { FinishReason } from "./engine/stats.ts";
 import { tokenText } from "./tokens.ts";
 
 /** How the server sees and steers its open answers. */

@@ -1,13 +1,15 @@
 /**
  * Prometheus text for the simulator's `/metrics`, in the names of vLLM (current or legacy),
- * SGLang or llama.cpp, reflecting the engine's state at scrape time.
+ * SGLang or llama.cpp, reflecting the engine's state at scrape time. The vLLM flavors also carry
+ * `vllm:cache_config_info` and `http_requests_total{handler,method,status}` (answers per endpoint,
+ * tokenizer endpoints included) as vLLM's API server exports them.
  *
  * @module
  */
 
-import type { Engine } from "./engine.ts";
+import type { Engine } from "./engine/engine.ts";
 import type { ResolvedSimOptions } from "./options.ts";
-import type { Histogram } from "./stats.ts";
+import type { Histogram } from "./engine/stats.ts";
 
 type Labels = Readonly<Record<string, string>>;
 
@@ -169,6 +171,22 @@ function renderVllm(engine: Engine, options: ResolvedSimOptions, legacy: boolean
     num_gpu_blocks: String(options.numGpuBlocks),
     prefix_caching_hash_algo: "sha256",
   });
+  return out.text() + renderHttp(stats.httpRequests, stats.created);
+}
+
+/** `http_requests_total{handler,method,status}` as prometheus-fastapi-instrumentator writes it. */
+function renderHttp(counts: ReadonlyMap<string, number>, created: number): string {
+  if (counts.size === 0) return "";
+  const out = new Exposition({}, created, formatPython);
+  const samples = [...counts].map(([key, value]): readonly [Labels, number] => {
+    const [method = "", handler = "", status = ""] = key.split(" ");
+    return [{ handler, method, status }, value];
+  });
+  out.counter(
+    "http_requests_total",
+    "Total number of requests by method, status and handler.",
+    samples,
+  );
   return out.text();
 }
 

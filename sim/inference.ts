@@ -1,6 +1,9 @@
 /**
  * Turns an inference request body into what the engine runs and the answer echoes: model check,
  * token counts, output length and the context-length check, as vLLM's API server does them.
+ * The job's block hashes chain over the prompt's token ids followed by the ids of the output it
+ * will generate, so the engine caches full blocks of prompt and output (as vLLM does) and a chat's
+ * next turn, which re-sends the answer, hits them.
  *
  * @module
  */
@@ -8,7 +11,7 @@
 import type { AnswerSpec } from "./answer.ts";
 import { type Endpoint, parseInferenceRequest, SimHttpError } from "./openai.ts";
 import type { ResolvedSimOptions } from "./options.ts";
-import { blockHashes, countTokens } from "./tokens.ts";
+import { blockHashes, countTokens, outputTokenIds } from "./tokens.ts";
 
 const ID_PREFIXES: Readonly<Record<Endpoint, string>> = {
   chat: "chatcmpl",
@@ -52,7 +55,7 @@ export function planInference(
   const embedding = endpoint === "embedding";
   const promptTokens = embedding
     ? parsed.inputs.reduce((sum, input) => sum + countTokens(input), 0)
-    : countTokens(parsed.prompt);
+    : parsed.promptIds.length;
   const maxTokens = embedding ? 0 : parsed.maxTokens ?? options.defaultMaxTokens;
   const fixed = options.outputTokens;
   const outputTokens = fixed !== undefined && fixed < maxTokens ? fixed : maxTokens;
@@ -65,7 +68,7 @@ export function planInference(
     );
   }
   const hashes = context.prefixCaching && !embedding
-    ? blockHashes(parsed.prompt, options.blockSize)
+    ? blockHashes(outputTokenIds(outputTokens, [...parsed.promptIds]), options.blockSize)
     : [];
   return {
     stream: parsed.stream,

@@ -1,42 +1,25 @@
 /**
- * OpenAI request parsing and response shapes as vLLM's API server writes them.
+ * OpenAI request parsing and response shapes as vLLM's API server writes them. Prompts become
+ * token ids through prompts.ts (the chat template), the same ids `/tokenize` returns.
  *
  * @module
  */
 
+import { SimHttpError } from "./http_error.ts";
+import { chatTemplateOptions, completionPrompts, renderChat } from "./prompts.ts";
 import { countTokens, embed, outputText } from "./tokens.ts";
+
+export { SimHttpError } from "./http_error.ts";
 
 /** Which inference endpoint a request came to. */
 export type Endpoint = "chat" | "completion" | "embedding";
-
-/** An error the simulator answers in OpenAI's shape. */
-export class SimHttpError extends Error {
-  /** HTTP status. */
-  readonly status: number;
-  /** The request parameter at fault, or `null`. */
-  readonly param: string | null;
-
-  /**
-   * Creates an error.
-   *
-   * @param status HTTP status.
-   * @param message Sentence-case message quoting the offending value.
-   * @param param The request parameter at fault.
-   */
-  constructor(status: number, message: string, param: string | null = null) {
-    super(message);
-    this.name = "SimHttpError";
-    this.status = status;
-    this.param = param;
-  }
-}
 
 /** What the simulator needs from an inference request body. */
 export interface InferenceRequest {
   /** Requested model, or `undefined` when the body names none. */
   model: string | undefined;
-  /** Prompt text (chat: message contents joined by newlines). */
-  prompt: string;
+  /** Prompt token ids (chat: rendered by the chat template); empty for embeddings. */
+  promptIds: number[];
   /** Inputs to embed (embeddings only). */
   inputs: string[];
   /** Requested output tokens (`max_tokens`, else `max_completion_tokens`). */
@@ -120,17 +103,14 @@ export function parseInferenceRequest(endpoint: Endpoint, text: string): Inferen
   if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 1)) {
     throw new SimHttpError(400, `max_tokens must be at least 1, got "${maxTokens}"`, "max_tokens");
   }
-  let prompt = "";
+  let promptIds: number[] = [];
   let inputs: string[] = [];
-  if (endpoint === "chat") prompt = chatPrompt(body.messages);
-  else if (endpoint === "completion") prompt = completionPrompt(body.prompt);
-  else {
-    inputs = embeddingInputs(body.input);
-    prompt = inputs.join("\n");
-  }
+  if (endpoint === "chat") promptIds = renderChat(body.messages, chatTemplateOptions(body));
+  else if (endpoint === "completion") promptIds = onePrompt(body.prompt);
+  else inputs = embeddingInputs(body.input);
   return {
     model: model ?? undefined,
-    prompt,
+    promptIds,
     inputs,
     maxTokens,
     stream: endpoint !== "embedding" && body.stream === true,
@@ -138,36 +118,16 @@ export function parseInferenceRequest(endpoint: Endpoint, text: string): Inferen
   };
 }
 
-function chatPrompt(messages: unknown): string {
-  if (!Array.isArray(messages) || messages.length === 0) {
-    throw new SimHttpError(400, "Field messages must be a non-empty array", "messages");
+function onePrompt(prompt: unknown): number[] {
+  const prompts = completionPrompts(prompt);
+  if (prompts.length !== 1 || prompts[0] === undefined) {
+    throw new SimHttpError(
+      400,
+      `The simulator serves one prompt per request, not "${prompts.length}"`,
+      "prompt",
+    );
   }
-  const parts: string[] = [];
-  for (const message of messages) {
-    const content = (message as { content?: unknown } | null)?.content;
-    if (typeof content === "string") parts.push(content);
-    else if (Array.isArray(content)) {
-      for (const part of content) {
-        const text = (part as { text?: unknown } | null)?.text;
-        if (typeof text === "string") parts.push(text);
-      }
-    }
-  }
-  return parts.join("\n");
-}
-
-function completionPrompt(prompt: unknown): string {
-  if (typeof prompt === "string") return prompt;
-  if (Array.isArray(prompt)) {
-    const only = prompt.length === 1 ? prompt[0] : prompt;
-    if (typeof only === "string") return only;
-    if (Array.isArray(only) && only.every(Number.isInteger)) return tokenIdsText(only);
-  }
-  throw new SimHttpError(
-    400,
-    `Field prompt must be a string or token ids, not "${JSON.stringify(prompt)?.slice(0, 80)}"`,
-    "prompt",
-  );
+  return prompts[0];
 }
 
 function embeddingInputs(input: unknown): string[] {

@@ -1,6 +1,7 @@
 /**
- * The simulated vLLM server: OpenAI-compatible HTTP over the simulated engine, with failure
- * injection and hooks that make tests deterministic.
+ * The simulated vLLM server: OpenAI-compatible HTTP over the simulated engine, vLLM's tokenizer
+ * endpoints (`/tokenize`, `/detokenize`, `/v1/chat/completions/render`, `/v1/completions/render`,
+ * see tokenizer_api.ts), failure injection and hooks that make tests deterministic.
  *
  * @example
  * ```ts
@@ -18,11 +19,12 @@
 
 import { seededRandom } from "../strategies/_seeded_random.ts";
 import { type Answer, type AnswerHooks, jsonAnswer, streamAnswer } from "./answer.ts";
-import { Engine } from "./engine.ts";
+import { Engine } from "./engine/engine.ts";
 import { renderMetrics } from "./exposition.ts";
 import { planInference } from "./inference.ts";
 import { type Endpoint, errorResponse, modelsBody, SimHttpError } from "./openai.ts";
 import { type ResolvedSimOptions, resolveSimOptions, type SimOptions } from "./options.ts";
+import { TOKENIZER_PATHS, tokenizerResponse } from "./tokenizer_api.ts";
 import { StateWatch } from "./watch.ts";
 
 export type { MetricsFlavor, SimOptions } from "./options.ts";
@@ -53,6 +55,8 @@ export interface SimState {
   aborted: number;
   /** Inference requests received (`POST /v1/...`), including failed and hung ones. */
   received: number;
+  /** Tokenizer requests answered (`/tokenize`, `/detokenize`, the render endpoints). */
+  tokenized: number;
   /** Requests held open by `hang` or `metricsHang`. */
   hanging: number;
   /** Streams waiting at a closed gate before their last token (holding their slots). */
@@ -107,7 +111,7 @@ class Sim implements SimServer {
   readonly #watch = new StateWatch(() => this.state());
   #random: () => number;
   #nextId = 0;
-  #counts = { received: 0, chunksWritten: 0, scrapes: 0 };
+  #counts = { received: 0, tokenized: 0, chunksWritten: 0, scrapes: 0 };
   readonly #hooks: AnswerHooks = {
     wrote: () => {
       this.#counts.chunksWritten++;
@@ -207,16 +211,18 @@ class Sim implements SimServer {
     });
     if (this.received.length > RECEIVED_LIMIT) this.received.shift();
     const endpoint = ENDPOINTS[path];
-    if (endpoint !== undefined) {
+    if (endpoint !== undefined || TOKENIZER_PATHS.has(path)) {
       if (request.method !== "POST") {
         return errorResponse(405, `Method "${request.method}" is not allowed`);
       }
-      this.#counts.received++;
-      this.#notify();
-      return this.#infer(endpoint, bodyText, request.signal);
+      const response = endpoint === undefined
+        ? this.#tokenize(path, bodyText)
+        : this.#infer(endpoint, bodyText, request.signal);
+      return this.#countHttp(request.method, path, await response);
     }
     if (request.method === "GET" && path === "/v1/models") {
-      return Response.json(modelsBody(this.#options.models, this.#engine.maxModelLen));
+      const models = modelsBody(this.#options.models, this.#engine.maxModelLen);
+      return this.#countHttp("GET", path, Response.json(models));
     }
     if (request.method === "GET" && path === "/load") {
       const state = this.#engine.state();
@@ -237,7 +243,25 @@ class Sim implements SimServer {
     });
   }
 
+  #tokenize(path: string, bodyText: string): Response {
+    const context = { options: this.#options, maxModelLen: this.#engine.maxModelLen };
+    const response = tokenizerResponse(path, bodyText, { ...context, serial: ++this.#nextId });
+    if (response.ok) this.#counts.tokenized++;
+    this.#notify();
+    return response;
+  }
+
+  /** Counts an answer in `http_requests_total` (by status class, as vLLM's instrumentator). */
+  #countHttp(method: string, handler: string, response: Response): Response {
+    const key = `${method} ${handler} ${Math.floor(response.status / 100)}xx`;
+    const counts = this.#engine.stats.httpRequests;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    return response;
+  }
+
   #infer(endpoint: Endpoint, bodyText: string, signal: AbortSignal): Promise<Response> | Response {
+    this.#counts.received++;
+    this.#notify();
     const options = this.#options;
     if (options.hang) return this.#hang(signal, true);
     if (options.errorRate > 0 && this.#random() < options.errorRate) {

@@ -1,5 +1,11 @@
 /**
- * Cheap deterministic tokenisation for the simulator: four characters make one token.
+ * The simulator's deterministic tokenizer: four characters make one token, special tokens for the
+ * chat template, chained block hashes over token ids (as vLLM's prefix cache keys blocks) and the
+ * generated text, whose tokens re-tokenize to themselves.
+ *
+ * Token ids: 0..255 are special tokens (see {@link SPECIAL}); a piece of up to four ASCII
+ * characters packs into `256 + c0 + 128 c1 + 128² c2 + 128³ c3`, so it decodes back; a piece
+ * holding other characters gets a hashed id at or above {@link HASHED_BASE} that decodes to U+FFFD.
  *
  * @module
  */
@@ -7,32 +13,42 @@
 /** Characters per simulated token. */
 export const CHARS_PER_TOKEN = 4;
 
-const WORDS = [
-  "lorem",
-  "ipsum",
-  "dolor",
-  "sit",
-  "amet",
-  "consectetur",
-  "adipiscing",
-  "elit",
-  "sed",
-  "do",
-  "eiusmod",
-  "tempor",
-  "incididunt",
-  "ut",
-  "labore",
-  "et",
-  "dolore",
-  "magna",
-  "aliqua",
-];
+/** Special token ids, with their texts in {@link SPECIAL_TEXT}. */
+export const SPECIAL = {
+  system: 3,
+  user: 4,
+  assistant: 5,
+  tool: 6,
+  developer: 7,
+  tools: 8,
+  role: 9,
+} as const;
+
+const SPECIAL_TEXT: ReadonlyMap<number, string> = new Map([
+  [SPECIAL.system, "<|system|>"],
+  [SPECIAL.user, "<|user|>"],
+  [SPECIAL.assistant, "<|assistant|>"],
+  [SPECIAL.tool, "<|tool|>"],
+  [SPECIAL.developer, "<|developer|>"],
+  [SPECIAL.tools, "<|tools|>"],
+  [SPECIAL.role, "<|role|>"],
+]);
+
+const PACKED_BASE = 256;
+/** First id of pieces that do not pack (non-ASCII or NUL characters). */
+export const HASHED_BASE = PACKED_BASE + 2 ** 28;
+const HASHED_SPAN = 2 ** 24;
+
+/** The text the simulator generates, cut into four-character tokens (124 characters, 31 tokens). */
+const OUTPUT_TEXT =
+  "lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt " +
+  "ut labore et dolore magna aliqua. ";
+const OUTPUT_TOKENS = OUTPUT_TEXT.length / CHARS_PER_TOKEN;
 
 /**
- * Counts the tokens of a prompt text (at least one, like a BOS token).
+ * Counts the tokens of a text without special tokens (at least one); used for embeddings.
  *
- * @param text The prompt text.
+ * @param text The text.
  * @returns The token count.
  */
 export function countTokens(text: string): number {
@@ -40,27 +56,98 @@ export function countTokens(text: string): number {
 }
 
 /**
- * Hashes the full blocks of a prompt in a chain, as vLLM's prefix cache does.
+ * Tokenizes a text: one id per four characters, counted from the text's start.
  *
- * Block `i` hashes the hash of block `i - 1` with the text of its own tokens, so equal hashes
- * mean equal prefixes. A partial last block has no hash.
+ * @param text The text (one segment; the chat template tokenizes each message on its own).
+ * @param into Ids are appended here.
+ * @returns `into`.
+ */
+export function encodeText(text: string, into: number[] = []): number[] {
+  for (let start = 0; start < text.length; start += CHARS_PER_TOKEN) {
+    into.push(pieceId(text, start, Math.min(text.length, start + CHARS_PER_TOKEN)));
+  }
+  return into;
+}
+
+function pieceId(text: string, start: number, end: number): number {
+  let id = 0;
+  let scale = 1;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0 || c > 127) return hashedId(text, start, end);
+    id += c * scale;
+    scale *= 128;
+  }
+  return PACKED_BASE + id;
+}
+
+function hashedId(text: string, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return HASHED_BASE + ((h >>> 0) % HASHED_SPAN);
+}
+
+/**
+ * The text of one token id, as `/tokenize` returns in `token_strs`.
  *
- * @param text The prompt text.
+ * @param id A token id.
+ * @returns Its text; special tokens as `<|...|>`, unpackable pieces as U+FFFD.
+ */
+export function tokenString(id: number): string {
+  const special = SPECIAL_TEXT.get(id);
+  if (special !== undefined) return special;
+  if (id < PACKED_BASE) return "";
+  if (id >= HASHED_BASE) return "\uFFFD";
+  let rest = id - PACKED_BASE;
+  let text = "";
+  while (rest > 0) {
+    text += String.fromCharCode(rest % 128);
+    rest = Math.floor(rest / 128);
+  }
+  return text;
+}
+
+/**
+ * Decodes token ids to text, as `/detokenize` does.
+ *
+ * @param ids Token ids.
+ * @param options Whether to drop special tokens (vLLM's default `skip_special_tokens`).
+ * @returns The text.
+ */
+export function decodeTokens(
+  ids: readonly number[],
+  options: { skipSpecial?: boolean } = {},
+): string {
+  let text = "";
+  for (const id of ids) {
+    if (options.skipSpecial === true && id < PACKED_BASE) continue;
+    text += tokenString(id);
+  }
+  return text;
+}
+
+/**
+ * Hashes the full blocks of a token sequence in a chain, as vLLM's prefix cache does.
+ *
+ * Block `i` hashes the hash of block `i - 1` with its own token ids, so equal hashes mean equal
+ * prefixes. A partial last block has no hash.
+ *
+ * @param ids The token ids (prompt, or prompt plus output).
  * @param blockSize Tokens per block.
  * @returns One hash per full block.
  */
-export function blockHashes(text: string, blockSize: number): string[] {
-  const chars = blockSize * CHARS_PER_TOKEN;
-  const full = Math.floor(text.length / chars);
+export function blockHashes(ids: readonly number[], blockSize: number): string[] {
+  const full = Math.floor(ids.length / blockSize);
   const hashes: string[] = [];
   let h1 = 0x811c9dc5;
   let h2 = 0x9747b28c;
   for (let block = 0; block < full; block++) {
-    const end = (block + 1) * chars;
-    for (let i = block * chars; i < end; i++) {
-      const c = text.charCodeAt(i);
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+    const end = (block + 1) * blockSize;
+    for (let i = block * blockSize; i < end; i++) {
+      const id = ids[i] ?? 0;
+      h1 = Math.imul(h1 ^ (id & 0xffff), 0x01000193);
+      h1 = Math.imul(h1 ^ (id >>> 16), 0x01000193);
+      h2 = Math.imul(h2 ^ id, 0x5bd1e995);
       h2 ^= h2 >>> 15;
     }
     hashes.push(`${(h1 >>> 0).toString(36)}.${(h2 >>> 0).toString(36)}`);
@@ -69,14 +156,15 @@ export function blockHashes(text: string, blockSize: number): string[] {
 }
 
 /**
- * The text of output token `index` (deterministic lorem ipsum).
+ * The text of output token `index`: four characters of lorem ipsum, so an answer re-sent in a
+ * chat message tokenizes back to the very ids generated.
  *
  * @param index Zero-based token position.
- * @returns The token text; all but the first start with a space.
+ * @returns The token text.
  */
 export function tokenText(index: number): string {
-  const word = WORDS[index % WORDS.length] ?? "lorem";
-  return index === 0 ? word : ` ${word}`;
+  const start = (index % OUTPUT_TOKENS) * CHARS_PER_TOKEN;
+  return OUTPUT_TEXT.slice(start, start + CHARS_PER_TOKEN);
 }
 
 /**
@@ -89,6 +177,21 @@ export function outputText(count: number): string {
   let text = "";
   for (let i = 0; i < count; i++) text += tokenText(i);
   return text;
+}
+
+/**
+ * The ids of the first `count` output tokens (the ids of {@link outputText}).
+ *
+ * @param count Number of tokens.
+ * @param into Ids are appended here.
+ * @returns `into`.
+ */
+export function outputTokenIds(count: number, into: number[] = []): number[] {
+  for (let i = 0; i < count; i++) {
+    const start = (i % OUTPUT_TOKENS) * CHARS_PER_TOKEN;
+    into.push(pieceId(OUTPUT_TEXT, start, start + CHARS_PER_TOKEN));
+  }
+  return into;
 }
 
 /**

@@ -11,6 +11,7 @@ import createRandom from "./random.ts";
 import createRealTimeMetrics from "./real_time_metrics.ts";
 import createWeightedRoundRobin from "./weighted_round_robin.ts";
 import createPowerOfTwo from "./power_of_two.ts";
+import createCacheAware from "./cache_aware.ts";
 
 /** Built-in strategies by the name a spec uses. */
 export const BUILTIN_STRATEGIES: ReadonlyMap<string, StrategyFactory> = new Map([
@@ -20,4 +21,5 @@ export const BUILTIN_STRATEGIES: ReadonlyMap<string, StrategyFactory> = new Map(
   ["real_time_metrics", createRealTimeMetrics],
   ["weighted_round_robin", createWeightedRoundRobin],
   ["power_of_two", createPowerOfTwo],
+  ["cache_aware", createCacheAware],
 ]);

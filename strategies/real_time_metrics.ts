@@ -35,6 +35,7 @@
  */
 import type { RequestOutcome, ServerView, Strategy, StrategyOptions } from "./types.ts";
 import { SmoothWeighted } from "./_smooth_weighted.ts";
+import { SpeedLearner } from "./_speed_learner.ts";
 
 /** Tunable parameters of the weight formula. */
 export interface MetricsWeightParams {
@@ -134,122 +135,6 @@ export default function createRealTimeMetrics(options: StrategyOptions): Strateg
       });
     },
   };
-}
-
-/** End times kept per server between scrapes, at most. */
-const MAX_ENDS = 4096;
-
-/** Per-server observations of a {@link SpeedLearner}. */
-interface Observed {
-  /** End times (ms since the epoch) not yet folded into the averages. */
-  ends: number[];
-  /** Ends counted for the averages so far, of successful requests. */
-  successes: number[];
-  /** `scrapedAt` of the last scrape folded in. */
-  scrapedAt: number;
-  /** Moving average of scraped `running`. */
-  running: number;
-  /** Moving average of successful completions per second. */
-  rate: number;
-  /** Successful completions folded in so far. */
-  completions: number;
-  /** Seconds per request (running / rate), once there is enough data. */
-  timePerRequest: number | undefined;
-}
-
-/**
- * Learns each server's time per request by Little's law: mean requests running over mean
- * completions per second, both as exponential moving averages over `window` seconds, updated on
- * each new scrape. A server's estimate changes only while it completes requests, so a server that
- * gets little traffic keeps its last estimate.
- */
-class SpeedLearner {
-  #window: number;
-  #servers = new Map<string, Observed>();
-
-  constructor(window: number) {
-    this.#window = window;
-  }
-
-  ended(server: ServerView, outcome: RequestOutcome): void {
-    const observed = this.#of(server.url);
-    const now = Date.now();
-    observed.ends.push(now);
-    if (outcome === "success") observed.successes.push(now);
-    // Without scrapes nothing prunes these; keep the newest.
-    if (observed.ends.length > MAX_ENDS) observed.ends.splice(0, MAX_ENDS / 2);
-    if (observed.successes.length > MAX_ENDS) observed.successes.splice(0, MAX_ENDS / 2);
-  }
-
-  /** Requests that ended after the server's metrics were scraped. */
-  endedSince(server: ServerView, now: number): number {
-    const scrapedAt = server.metrics?.scrapedAt;
-    if (scrapedAt === undefined) return 0;
-    const ends = this.#of(server.url).ends;
-    let count = 0;
-    for (let i = ends.length - 1; i >= 0 && ends[i]! > scrapedAt; i--) if (ends[i]! <= now) count++;
-    return count;
-  }
-
-  /** Folds a new scrape of the server into its averages. */
-  observe(server: ServerView): void {
-    const metrics = server.metrics;
-    const observed = this.#of(server.url);
-    if (metrics === undefined || metrics.scrapedAt <= observed.scrapedAt) return;
-    const since = observed.scrapedAt;
-    observed.scrapedAt = metrics.scrapedAt;
-    observed.ends = observed.ends.filter((at) => at > metrics.scrapedAt);
-    let completed = 0;
-    const kept: number[] = [];
-    for (const at of observed.successes) {
-      if (at > metrics.scrapedAt) kept.push(at);
-      else if (at > since) completed++;
-    }
-    observed.successes = kept;
-    if (since === 0 || this.#window <= 0) return;
-    const seconds = (metrics.scrapedAt - since) / 1000;
-    const alpha = 1 - Math.exp(-seconds / this.#window);
-    observed.running += alpha * (metrics.running - observed.running);
-    observed.rate += alpha * (completed / seconds - observed.rate);
-    observed.completions += completed;
-    // Both averages start together, so their ratio is unbiased early on; three completions
-    // make it mean something.
-    if (observed.completions >= 3 && observed.rate > 0 && observed.running > 0) {
-      observed.timePerRequest = observed.running / observed.rate;
-    }
-  }
-
-  /** Speeds relative to the fastest server with an estimate; servers without one get 1. */
-  speeds(servers: readonly ServerView[]): Map<string, number> {
-    let fastest = Infinity;
-    for (const server of servers) {
-      const time = this.#servers.get(server.url)?.timePerRequest;
-      if (time !== undefined && time < fastest) fastest = time;
-    }
-    const speeds = new Map<string, number>();
-    for (const server of servers) {
-      const time = this.#servers.get(server.url)?.timePerRequest;
-      speeds.set(server.url, time === undefined ? 1 : Math.min(1, fastest / time));
-    }
-    return speeds;
-  }
-
-  #of(url: string): Observed {
-    let observed = this.#servers.get(url);
-    if (!observed) {
-      observed = {
-        ends: [],
-        successes: [],
-        scrapedAt: 0,
-        running: 0,
-        rate: 0,
-        completions: 0,
-        timePerRequest: undefined,
-      };
-      this.#servers.set(url, observed);
-    }
-    return observed;
-  }
 }
 
 /**

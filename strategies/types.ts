@@ -27,6 +27,13 @@ export interface ServerMetrics {
   readonly kvUsage?: number;
   /** Prefix-cache hits over queries since the previous scrape (0..1), when reported. */
   readonly prefixHitRate?: number;
+  /**
+   * The prefix-cache queries counter (tokens since the engine started), when reported; a value
+   * lower than the last one means the server restarted with an empty cache.
+   */
+  readonly prefixQueries?: number;
+  /** KV-cache capacity in tokens, when the engine reports its cache config (vLLM). */
+  readonly cacheTokens?: number;
   /** When the scrape finished, in milliseconds since the epoch. */
   readonly scrapedAt: number;
 }
@@ -78,6 +85,13 @@ export interface Strategy {
   onStart?(server: ServerView, request: RequestFacts): void;
   /** Called exactly once when that request ends, on every path. */
   onEnd?(server: ServerView, request: RequestFacts, outcome: RequestOutcome): void;
+  /**
+   * Called with all of the model's servers (healthy or not) whenever the routing table is built:
+   * at start and after every spec change, so a strategy can forget servers that left.
+   *
+   * @param servers The model's servers in spec order.
+   */
+  onServers?(servers: readonly ServerView[]): void;
   /**
    * Reports the weight the strategy would give a server now, for metrics and the admin API
    * (optional; strategies without weights leave it out).

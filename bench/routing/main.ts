@@ -3,7 +3,9 @@
  * fleet under Poisson arrivals up to 90% of capacity, on/off bursts, and shared-prefix traffic.
  * Requests go through the real gateway over HTTP; TTFT is measured at the client.
  *
- * Run: `deno task bench:routing [--quick]`. Other flags: `--interval S` (`metrics_update_interval`,
+ * Run: `deno task bench:routing [--quick] [--suite load|prefix|all]`: `load` is this file's suite,
+ * `prefix` the prefix-cache comparison with the vLLM router (`bench/prefix/main.ts`), `all` (the
+ * default) both. Other flags: `--interval S` (`metrics_update_interval`,
  * 0.1), `--seconds S` (measured, 15; quick 6), `--warmup S` (5; quick 4), `--drain S` (8; quick 3),
  * `--parallel N` (runs at once, 3), `--seed N`, `--out FILE`, `--strategies a,b` (default all; a
  * variant with options is `name{"power":3}`), `--rtm-options JSON` (extra real_time_metrics
@@ -15,6 +17,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { runPrefixSuite } from "../prefix/main.ts";
 import { probeCapacity } from "./fleet.ts";
 import { runStrategies } from "./pool.ts";
 import { ratioLine, renderReport } from "./report.ts";
@@ -55,6 +58,12 @@ export interface BenchSettings {
   strategies: string[];
   /** Extra `strategy_options` of `real_time_metrics` (for tuning). */
   rtmOptions: Record<string, unknown>;
+  /** Which suites run. */
+  suite: "load" | "prefix" | "all";
+  /** Measured seconds per run of the prefix suite. */
+  prefixSeconds: number;
+  /** Warm-up seconds per run of the prefix suite. */
+  prefixWarmup: number;
 }
 
 /**
@@ -77,9 +86,15 @@ export function readSettings(args: string[]): BenchSettings {
       out: { type: "string" },
       strategies: { type: "string", default: STRATEGIES.join(",") },
       "rtm-options": { type: "string", default: "{}" },
+      suite: { type: "string", default: "all" },
+      "prefix-seconds": { type: "string" },
+      "prefix-warmup": { type: "string" },
     },
   });
   const quick = values.quick;
+  if (!["load", "prefix", "all"].includes(values.suite)) {
+    throw new Error(`--suite "${values.suite}" is not one of load, prefix, all`);
+  }
   const number = (name: string, text: string): number => {
     const value = Number(text);
     if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} "${text}" is not > 0`);
@@ -99,6 +114,9 @@ export function readSettings(args: string[]): BenchSettings {
     // Commas inside a variant's options (`name{"a":1,"b":2}`) do not split.
     strategies: values.strategies.split(/,(?![^{]*})/).map((name) => name.trim()).filter(Boolean),
     rtmOptions: readObject(values["rtm-options"]),
+    suite: values.suite as BenchSettings["suite"],
+    prefixSeconds: number("prefix-seconds", values["prefix-seconds"] ?? (quick ? "10" : "20")),
+    prefixWarmup: number("prefix-warmup", values["prefix-warmup"] ?? (quick ? "6" : "10")),
   };
 }
 
@@ -136,6 +154,22 @@ function readObject(text: string): Record<string, unknown> {
 async function main(): Promise<void> {
   const began = performance.now();
   const settings = readSettings(Deno.args);
+  if (settings.suite !== "load") {
+    const folder = new URL("../results/", import.meta.url);
+    const out = new URL(settings.quick ? "routing-prefix-quick.md" : "routing-prefix.md", folder);
+    console.log(
+      await runPrefixSuite({
+        quick: settings.quick,
+        seed: settings.seed,
+        interval: 0.5,
+        seconds: settings.prefixSeconds,
+        warmup: settings.prefixWarmup,
+        out: decodeURIComponent(out.pathname),
+      }),
+    );
+    console.log(`Written to ${decodeURIComponent(out.pathname)}`);
+    if (settings.suite === "prefix") return;
+  }
   const probe = await probeCapacity(settings.quick ? 2.5 : 8);
   console.error(`Capacity: ${probe.total.toFixed(1)} req/s`);
   const results: { trace: Trace; rows: RunSummary[] }[] = [];

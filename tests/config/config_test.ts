@@ -61,7 +61,7 @@ Deno.test("an unknown strategy is refused with the available list", async () => 
   assert.equal(problems.length, 1);
   assert.match(
     problems[0]!,
-    /^models\."gpt-4"\.strategy: unknown strategy "fastest"; available: least_connection, power_of_two, random, real_time_metrics, round_robin, weighted_round_robin$/,
+    /^models\."gpt-4"\.strategy: unknown strategy "fastest"; available: cache_aware, least_connection, power_of_two, random, real_time_metrics, round_robin, weighted_round_robin$/,
   );
 });
 

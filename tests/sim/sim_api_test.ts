@@ -22,15 +22,15 @@ Deno.test("chat completion has vLLM's shape, usage and max_tokens", async () => 
     assert.equal(typeof body.created, "number");
     assert.equal(body.choices.length, 1);
     assert.equal(body.choices[0].message.role, "assistant");
-    assert.equal(body.choices[0].message.content, "lorem ipsum dolor sit amet");
+    assert.equal(body.choices[0].message.content, "lorem ipsum dolor si");
     assert.equal(body.choices[0].finish_reason, "length");
-    // "Be brief.\nHello!" is 16 characters: 4 tokens.
+    // <|system|> "Be brief." (3 tokens) <|user|> "Hello!" (2 tokens) <|assistant|>.
     assert.deepEqual(
       { ...body.usage, prompt_tokens_details: undefined },
       {
-        prompt_tokens: 4,
+        prompt_tokens: 8,
         completion_tokens: 5,
-        total_tokens: 9,
+        total_tokens: 13,
         prompt_tokens_details: undefined,
       },
     );
@@ -59,8 +59,9 @@ Deno.test("text completion and embeddings have vLLM's shapes", async () => {
     assert.equal(completion.object, "text_completion");
     assert.match(completion.id, /^cmpl-/);
     assert.equal(completion.model, "any");
-    assert.equal(completion.choices[0].text, "lorem ipsum dolor");
+    assert.equal(completion.choices[0].text, "lorem ipsum ");
     assert.equal(completion.choices[0].finish_reason, "length");
+    // "Once upon" in three four-character tokens.
     assert.equal(completion.usage.prompt_tokens, 3);
     assert.equal(completion.usage.completion_tokens, 3);
     assert.equal(completion.usage.total_tokens, 6);
@@ -161,7 +162,7 @@ Deno.test("chat streaming sends a role chunk, token chunks and [DONE]", async ()
     assert.ok(chunks.every((chunk) => chunk.id === chunks[0].id && chunk.model === "m"));
     assert.deepEqual(chunks[0].choices[0].delta, { role: "assistant", content: "" });
     const text = chunks.slice(1).map((chunk) => chunk.choices[0].delta.content).join("");
-    assert.equal(text, "lorem ipsum dolor sit");
+    assert.equal(text, "lorem ipsum dolo");
     assert.deepEqual(
       chunks.map((chunk) => chunk.choices[0].finish_reason),
       [null, null, null, null, "length"],
@@ -185,7 +186,7 @@ Deno.test("streaming with include_usage ends with a usage chunk; completions str
     assert.deepEqual(usage.choices, []);
     assert.deepEqual(
       [usage.usage.prompt_tokens, usage.usage.completion_tokens, usage.usage.total_tokens],
-      [2, 2, 4],
+      [4, 2, 6],
     );
     // outputTokens 2 < max_tokens 5: the answer stops early.
     assert.equal(JSON.parse(chat.at(-3) ?? "").choices[0].finish_reason, "stop");
@@ -196,7 +197,7 @@ Deno.test("streaming with include_usage ends with a usage chunk; completions str
     assert.equal(completion.length, 2);
     const chunk = JSON.parse(completion[0] ?? "");
     assert.equal(chunk.object, "text_completion");
-    assert.equal(chunk.choices[0].text, "lorem");
+    assert.equal(chunk.choices[0].text, "lore");
     assert.equal(chunk.choices[0].finish_reason, "length");
   });
 });

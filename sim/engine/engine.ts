@@ -4,13 +4,17 @@
  * Step time is
  * `(itlMs * (1 + batchFactor * (decodes - 1)) + [ttftMs + prefillTokens * prefillMsPerToken]) / speed`
  * (the bracket only when the step prefills), so time to first token is queue wait plus prefill.
+ * Prompt tokens found in the prefix cache are not prefilled. After each step the full blocks a
+ * request has computed, prompt and generated tokens alike, enter the prefix cache; they stay there
+ * after the request ends until KV pressure evicts them, least recently used first. Prefix-cache
+ * queries and hits count prompt tokens at a request's first scheduling, as vLLM counts them.
  * With nothing to do the engine sets no timer.
  *
  * @module
  */
 
 import { KvCache } from "./kv_cache.ts";
-import type { ResolvedSimOptions } from "./options.ts";
+import type { ResolvedSimOptions } from "../options.ts";
 import { type EngineJob, planStep, SimRequest } from "./scheduler.ts";
 import { EngineStats, type FinishReason } from "./stats.ts";
 

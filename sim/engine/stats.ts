@@ -169,4 +169,9 @@ export class EngineStats {
   readonly e2e = new Histogram(REQUEST_LATENCY_BUCKETS);
   /** Arrival to first scheduling. */
   readonly queueTime = new Histogram(REQUEST_LATENCY_BUCKETS);
+  /**
+   * HTTP requests answered, keyed `"METHOD handler status"` (`"POST /tokenize 2xx"`), as vLLM's
+   * API server counts them in `http_requests_total` (not `/metrics`, `/health`, `/load`).
+   */
+  readonly httpRequests = new Map<string, number>();
 }

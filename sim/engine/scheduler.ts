@@ -6,7 +6,8 @@
  * recomputed). Then, unless something was preempted, waiting requests are admitted from the queue
  * head only, while running slots, the step's token budget and KV blocks allow; a request that does
  * not fit blocks those behind it. While a test gate is closed, gated requests about to sample their
- * last token are skipped but keep their slot and blocks.
+ * last token are skipped but keep their slot and blocks. A waiting request starts from its longest
+ * cached prefix (whole blocks, leaving at least one prompt token to compute, as vLLM does).
  *
  * @module
  */
@@ -17,7 +18,10 @@ import type { KvBlock, KvCache, KvHolder } from "./kv_cache.ts";
 export interface EngineJob {
   /** Prompt length in tokens. */
   promptTokens: number;
-  /** Chain hashes of the prompt's full blocks (empty to skip the prefix cache). */
+  /**
+   * Chain hashes of the full blocks of the prompt followed by the output to generate (empty to
+   * skip the prefix cache). Lookups use the prompt's blocks; the output's are cached as computed.
+   */
   blockHashes: readonly string[];
   /** Output tokens to generate; 0 finishes after prefill (embeddings). */
   outputTokens: number;

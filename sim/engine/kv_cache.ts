@@ -1,13 +1,19 @@
 /**
- * The simulated KV cache: fixed-size blocks, a prefix cache of hashed prompt blocks and LRU
- * eviction of cached blocks that no running request holds (vLLM's block pool, simplified).
+ * The simulated KV cache: fixed-size blocks, a prefix cache of hashed blocks and LRU eviction of
+ * cached blocks that no running request holds (vLLM's block pool, simplified).
+ *
+ * A block gets its chain hash once it is full and computed, whether it holds prompt or generated
+ * tokens. A freed request's blocks become evictable tail first, so the free queue runs least
+ * recently used first and a prefix loses its last blocks before its first ones; a cached block
+ * that a new request reuses leaves the queue until it is freed again. New blocks come from never
+ * used capacity first, then from the head of that queue, whose hashes are dropped.
  *
  * @module
  */
 
 /** One KV-cache block. */
 export interface KvBlock {
-  /** Chain hash of the prompt block it caches, or `null` while private. */
+  /** Chain hash of the token block it caches, or `null` while private. */
   hash: string | null;
   /** Number of running requests holding the block. */
   ref: number;
@@ -90,7 +96,7 @@ export class KvCache {
   /**
    * Finds the longest cached prefix.
    *
-   * @param hashes Chain hashes of the prompt's full blocks.
+   * @param hashes Chain hashes of the request's full blocks.
    * @param maxBlocks Most blocks to match.
    * @returns The cached blocks, in order.
    */
@@ -147,10 +153,10 @@ export class KvCache {
   }
 
   /**
-   * Caches the request's prompt blocks that are now full and computed.
+   * Caches the request's blocks that are now full and computed (prompt and generated tokens).
    *
    * @param holder The request's holdings.
-   * @param hashes Chain hashes of the prompt's full blocks.
+   * @param hashes Chain hashes of the full blocks of prompt and output.
    * @param computed Tokens computed so far.
    */
   register(holder: KvHolder, hashes: readonly string[], computed: number): void {

@@ -1,0 +1,132 @@
+/**
+ * The contenders of the prefix-cache benchmark, each its own process in front of a fleet:
+ * LLMStream with one strategy (`deno run main.ts`, one process or two replicas), or the vLLM
+ * router (`vllm-router` from PyPI, installed by `bench/peers/install.sh` into `.cache/bench`) with
+ * one of its policies at their default settings.
+ *
+ * @module
+ */
+import { llmstreamArgs } from "../common/peer_launch.ts";
+import { freePort, logTail, type Spawned, spawnPinned, waitUntil } from "../common/proc.ts";
+
+/** A contender as the tables name it. */
+export interface Contender {
+  /** `llmstream` or `vllm-router`. */
+  kind: "llmstream" | "vllm-router";
+  /** The strategy or policy. */
+  strategy: string;
+  /** Gateway replicas (LLMStream only), requests alternating between them. */
+  replicas: number;
+}
+
+/** A contender running in front of a fleet. */
+export interface RunningContender {
+  /** Base URLs to send requests to, alternating. */
+  urls: string[];
+  /** Stops its processes. */
+  stop(): Promise<void>;
+}
+
+/** Where contenders run. */
+export interface ContenderContext {
+  /** The repository folder. */
+  repoDir: string;
+  /** A folder for specs and logs. */
+  runDir: string;
+  /** `metrics_update_interval` for LLMStream, seconds. */
+  interval: number;
+}
+
+/**
+ * A contender's label in tables, e.g. `llmstream cache_aware x2`.
+ *
+ * @param contender The contender.
+ * @returns The label.
+ */
+export function labelOf(contender: Contender): string {
+  const replicas = contender.replicas > 1 ? ` x${contender.replicas}` : "";
+  return `${contender.kind} ${contender.strategy}${replicas}`;
+}
+
+/**
+ * The vLLM router's launcher in the benchmark's cache folder.
+ *
+ * @param repoDir The repository folder.
+ * @returns Its path.
+ */
+export function vllmRouterPath(repoDir: string): string {
+  return `${repoDir}/.cache/bench/vllm-router/bin/vllm-router`;
+}
+
+/**
+ * Starts a contender in front of servers and waits until it is ready.
+ *
+ * @param contender What to start.
+ * @param options The servers' URLs and where to run.
+ * @returns The running contender.
+ * @throws Error with the end of its log when it does not become ready.
+ */
+export async function startContender(
+  contender: Contender,
+  options: { servers: string[]; context: ContenderContext; tag: string },
+): Promise<RunningContender> {
+  const { context, servers } = options;
+  const processes: Spawned[] = [];
+  const urls: string[] = [];
+  try {
+    for (let replica = 0; replica < contender.replicas; replica++) {
+      const port = freePort();
+      const name = `${options.tag}-${replica}`;
+      const log = `${context.runDir}/${name}.log`;
+      let argv: string[];
+      let ready: string;
+      if (contender.kind === "llmstream") {
+        const spec = `${context.runDir}/${name}.json`;
+        await Deno.writeTextFile(
+          spec,
+          JSON.stringify({
+            models: { m: { servers, strategy: contender.strategy } },
+            metrics_update_interval: context.interval,
+          }),
+        );
+        argv = llmstreamArgs(context.repoDir, { spec, port });
+        ready = `http://127.0.0.1:${port}/ready`;
+      } else {
+        argv = [
+          vllmRouterPath(context.repoDir),
+          "--host",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--worker-urls",
+          ...servers,
+          "--policy",
+          contender.strategy,
+          "--prometheus-port",
+          String(freePort()),
+          "--log-level",
+          "warning",
+        ];
+        ready = `http://127.0.0.1:${port}/readiness`;
+      }
+      const process = spawnPinned(argv, { cpus: "0-1", log, cwd: context.runDir });
+      processes.push(process);
+      const why = await waitUntil(async () => {
+        const response = await fetch(ready, { signal: AbortSignal.timeout(2000) });
+        await response.body?.cancel();
+        return response.status === 200;
+      }, { timeoutMs: 60_000, process });
+      if (why !== undefined) throw new Error(`${labelOf(contender)}: ${why}; log: ${logTail(log)}`);
+      urls.push(`http://127.0.0.1:${port}`);
+    }
+  } catch (error) {
+    await Promise.all(processes.map((process) => process.stop()));
+    throw error;
+  }
+  return {
+    urls,
+    stop: async () => {
+      await Promise.all(processes.map((process) => process.stop()));
+    },
+  };
+}

@@ -1,0 +1,159 @@
+/**
+ * The prefix-cache benchmark's tables: one per scenario, a row per contender, and a table of the
+ * targets LLMStream's `cache_aware` is held to against the vLLM router's `cache_aware` and
+ * LLMStream's `real_time_metrics`, each marked met or missed from the same run's figures.
+ *
+ * @module
+ */
+import type { PrefixRunResult } from "./run.ts";
+
+/** One scenario's results. */
+export interface ScenarioResult {
+  /** Scenario name, e.g. `chat, homogeneous`. */
+  name: string;
+  /** What it is. */
+  description: string;
+  /** A row per contender. */
+  rows: PrefixRunResult[];
+}
+
+const OURS = "llmstream cache_aware";
+const PEER = "vllm-router cache_aware";
+const RTM = "llmstream real_time_metrics";
+
+function ms(value: number): string {
+  return Number.isNaN(value) ? "-" : value.toFixed(value < 100 ? 1 : 0);
+}
+
+function table(scenario: ScenarioResult): string[] {
+  const lines = [
+    `### ${scenario.name}`,
+    "",
+    scenario.description,
+    "",
+    "| contender | TTFT p50 ms | TTFT p99 ms | e2e p50 ms | e2e p99 ms | req/s | prefix hit | failed | shares per server |",
+    "| --- | --: | --: | --: | --: | --: | --: | --: | --- |",
+  ];
+  for (const row of scenario.rows) {
+    lines.push(
+      `| ${row.contender} | ${ms(row.ttft[0])} | ${ms(row.ttft[1])} | ${ms(row.e2e[0])} | ` +
+        `${ms(row.e2e[1])} | ${row.throughput.toFixed(1)} | ` +
+        `${Number.isNaN(row.hitRate) ? "-" : (row.hitRate * 100).toFixed(1) + "%"} | ` +
+        `${row.failed}/${row.requests} | ${
+          row.shares.map((s) => (s * 100).toFixed(0)).join(" / ")
+        } |`,
+    );
+  }
+  lines.push("");
+  return lines;
+}
+
+interface Target {
+  scenario: string;
+  what: string;
+  check(rows: Map<string, PrefixRunResult>): [string, boolean] | undefined;
+}
+
+function ratio(
+  metric: (row: PrefixRunResult) => number,
+  bound: number,
+  versus: string,
+): Target["check"] {
+  return (rows) => {
+    const ours = rows.get(OURS);
+    const other = rows.get(versus);
+    if (!ours || !other) return undefined;
+    const value = metric(ours) / metric(other);
+    return [`${value.toFixed(2)}x (${ms(metric(ours))} vs ${ms(metric(other))})`, value <= bound];
+  };
+}
+
+function hitAtLeast(versus: string, slackPoints = 0): Target["check"] {
+  return (rows) => {
+    const ours = rows.get(OURS);
+    const other = rows.get(versus);
+    if (!ours || !other) return undefined;
+    const text = `${(ours.hitRate * 100).toFixed(1)}% vs ${(other.hitRate * 100).toFixed(1)}%`;
+    return [text, ours.hitRate * 100 >= other.hitRate * 100 - slackPoints];
+  };
+}
+
+const p50 = (row: PrefixRunResult) => row.ttft[0];
+const p99 = (row: PrefixRunResult) => row.ttft[1];
+
+/** The issue's targets, per scenario. */
+const TARGETS: readonly Target[] = [
+  { scenario: "chat, homogeneous", what: "hit rate ≥ vllm-router's", check: hitAtLeast(PEER) },
+  {
+    scenario: "chat, homogeneous",
+    what: "TTFT p50 ≤ 0.9x vllm-router's",
+    check: ratio(p50, 0.9, PEER),
+  },
+  {
+    scenario: "chat, homogeneous",
+    what: "TTFT p99 ≤ 0.8x vllm-router's",
+    check: ratio(p99, 0.8, PEER),
+  },
+  {
+    scenario: "system prompts, homogeneous, KV pressure",
+    what: "hit rate ≥ vllm-router's",
+    check: hitAtLeast(PEER),
+  },
+  {
+    scenario: "system prompts, homogeneous, KV pressure",
+    what: "TTFT p50 ≤ vllm-router's",
+    check: ratio(p50, 1, PEER),
+  },
+  {
+    scenario: "system prompts, homogeneous, KV pressure",
+    what: "TTFT p99 ≤ vllm-router's",
+    check: ratio(p99, 1, PEER),
+  },
+  ...["chat, heterogeneous", "system prompts, heterogeneous, KV pressure"].flatMap((scenario) => [
+    { scenario, what: "TTFT p50 ≤ 0.8x vllm-router's", check: ratio(p50, 0.8, PEER) },
+    { scenario, what: "TTFT p99 ≤ 0.8x vllm-router's", check: ratio(p99, 0.8, PEER) },
+    { scenario, what: "TTFT p50 ≤ real_time_metrics'", check: ratio(p50, 1, RTM) },
+    { scenario, what: "TTFT p99 ≤ real_time_metrics'", check: ratio(p99, 1, RTM) },
+  ]),
+  ...["system prompts, homogeneous, fits every cache", "control, homogeneous"].flatMap((
+    scenario,
+  ) => [
+    { scenario, what: "TTFT p50 within 5% of real_time_metrics'", check: ratio(p50, 1.05, RTM) },
+    { scenario, what: "TTFT p99 within 5% of real_time_metrics'", check: ratio(p99, 1.05, RTM) },
+  ]),
+  {
+    scenario: "chat, homogeneous",
+    what: "two replicas: hit rate within 5 points of one",
+    check: (rows) => {
+      const one = rows.get(OURS);
+      const two = rows.get(`${OURS} x2`);
+      if (!one || !two) return undefined;
+      const gap = (one.hitRate - two.hitRate) * 100;
+      return [`${(two.hitRate * 100).toFixed(1)}% vs ${(one.hitRate * 100).toFixed(1)}%`, gap <= 5];
+    },
+  },
+];
+
+/**
+ * Renders the report.
+ *
+ * @param scenarios Every scenario's results.
+ * @param notes How the run was made (command, machine sharing), one paragraph each.
+ * @returns Markdown.
+ */
+export function renderPrefixReport(scenarios: readonly ScenarioResult[], notes: string[]): string {
+  const lines = ["## Prefix-cache routing: LLMStream and the vLLM router", "", ...notes, ""];
+  const targets = ["| scenario | target | measured | verdict |", "| --- | --- | --- | --- |"];
+  for (const target of TARGETS) {
+    const scenario = scenarios.find((s) => s.name === target.scenario);
+    if (!scenario) continue;
+    const result = target.check(new Map(scenario.rows.map((row) => [row.contender, row])));
+    if (!result) continue;
+    targets.push(
+      `| ${target.scenario} | ${target.what} | ${result[0]} | ${result[1] ? "met" : "missed"} |`,
+    );
+  }
+  lines.push("### Targets", "", ...targets, "");
+  for (const scenario of scenarios) lines.push(...table(scenario));
+  return lines.join("\n");
+}

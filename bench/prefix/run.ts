@@ -1,0 +1,249 @@
+/**
+ * One run of the prefix-cache benchmark: a fresh simulated fleet, one contender in front of it,
+ * and an open-loop client playing a trace's conversations (each turn a streaming chat request,
+ * the next turn sent a think time after the answer, with the answer in its history). It measures
+ * time to the first content token and to the end of each answer at the client, the fleet's prefix
+ * cache hit rate from the servers' own counters, and each server's share of the requests.
+ *
+ * @module
+ */
+import { parsePrometheusText } from "../../scrape/prometheus_text.ts";
+import { type SimOptions, type SimServer, startSimServer } from "../../sim/server.ts";
+import { type Contender, type ContenderContext, labelOf, startContender } from "./contenders.ts";
+import type { Conversation, PrefixTrace } from "./traces.ts";
+import { quantile } from "../routing/stats.ts";
+
+/** A fleet's make-up. */
+export interface FleetShape {
+  /** Name for tables. */
+  name: string;
+  /** Relative speed of each server. */
+  speeds: readonly number[];
+  /** KV-cache blocks per server (16 tokens each). */
+  kvBlocks: number;
+}
+
+/** Simulator settings of every fleet (speed and KV size aside). */
+export const SIM_BASE: Readonly<SimOptions> = {
+  models: ["m"],
+  itlMs: 10,
+  ttftMs: 5,
+  prefillMsPerToken: 0.05,
+  batchFactor: 0.02,
+  maxNumSeqs: 16,
+};
+
+/** What the client saw of one measured request. */
+interface Sample {
+  ttftMs: number | undefined;
+  e2eMs: number;
+  ok: boolean;
+}
+
+/** The outcome of one run. */
+export interface PrefixRunResult {
+  /** The contender's label. */
+  contender: string;
+  /** Measured requests sent. */
+  requests: number;
+  /** Measured requests that failed or were cut. */
+  failed: number;
+  /** Time to first token, p50 and p99, ms. */
+  ttft: [number, number];
+  /** End to end, p50 and p99, ms. */
+  e2e: [number, number];
+  /** Successful measured requests per second. */
+  throughput: number;
+  /** Prefix-cache hits over queries, in tokens, over the measured part. */
+  hitRate: number;
+  /** Each server's share of the measured requests. */
+  shares: number[];
+}
+
+/**
+ * Runs a trace through one contender in front of a fresh fleet.
+ *
+ * @param trace The workload.
+ * @param options The fleet, the contender, where to run and how long to wait at the end.
+ * @returns The measurements.
+ */
+export async function runPrefix(
+  trace: PrefixTrace,
+  options: {
+    fleet: FleetShape;
+    contender: Contender;
+    context: ContenderContext;
+    drainMs: number;
+    tag: string;
+  },
+): Promise<PrefixRunResult> {
+  const sims = await Promise.all(
+    options.fleet.speeds.map((speed) =>
+      startSimServer({ ...SIM_BASE, port: 0, speed, numGpuBlocks: options.fleet.kvBlocks })
+    ),
+  );
+  let running;
+  try {
+    running = await startContender(options.contender, {
+      servers: sims.map((sim) => sim.url),
+      context: options.context,
+      tag: options.tag,
+    });
+  } catch (error) {
+    await Promise.all(sims.map((sim) => sim.close()));
+    throw error;
+  }
+  try {
+    return await play(trace, {
+      sims,
+      urls: running.urls,
+      drainMs: options.drainMs,
+      label: labelOf(options.contender),
+    });
+  } finally {
+    await running.stop();
+    await Promise.all(sims.map((sim) => sim.close()));
+  }
+}
+
+async function play(
+  trace: PrefixTrace,
+  run: { sims: SimServer[]; urls: string[]; drainMs: number; label: string },
+): Promise<PrefixRunResult> {
+  const samples: Sample[] = [];
+  const cut = new AbortController();
+  let next = 0;
+  const start = performance.now();
+  const measureFrom = start + trace.warmupMs;
+  let before: { counters: [number, number]; received: number[] } | undefined;
+  const snapshot = setTimeout(async () => {
+    before = { counters: await cacheCounters(run.sims), received: received(run.sims) };
+  }, trace.warmupMs);
+  let lastEnd = measureFrom;
+  async function converse(conversation: Conversation): Promise<void> {
+    await sleep(start + conversation.startMs - performance.now());
+    const messages: { role: string; content: string }[] = conversation.system === ""
+      ? []
+      : [{ role: "system", content: conversation.system }];
+    for (const turn of conversation.turns) {
+      await sleep(turn.thinkMs);
+      const sentAt = performance.now();
+      if (sentAt - start > trace.endMs || cut.signal.aborted) return;
+      messages.push({ role: "user", content: turn.user });
+      const url = run.urls[next++ % run.urls.length]!;
+      const { sample, answer } = await send(
+        url,
+        { messages, maxTokens: turn.maxTokens },
+        cut.signal,
+      );
+      if (sentAt >= measureFrom) {
+        samples.push(sample);
+        lastEnd = Math.max(lastEnd, performance.now());
+      }
+      if (!sample.ok) return;
+      messages.push({ role: "assistant", content: answer });
+    }
+  }
+  const all = Promise.all(trace.conversations.map(converse));
+  await sleep(trace.endMs - (performance.now() - start));
+  const deadline = setTimeout(() => cut.abort(), run.drainMs);
+  await all;
+  clearTimeout(deadline);
+  clearTimeout(snapshot);
+  const after = await cacheCounters(run.sims);
+  const base = before ?? { counters: [0, 0] as [number, number], received: run.sims.map(() => 0) };
+  const counts = received(run.sims).map((count, i) => count - base.received[i]!);
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  const ok = samples.filter((sample) => sample.ok);
+  const queries = after[0] - base.counters[0];
+  return {
+    contender: run.label,
+    requests: samples.length,
+    failed: samples.length - ok.length,
+    ttft: [quantile(ok.map((s) => s.ttftMs!), 0.5), quantile(ok.map((s) => s.ttftMs!), 0.99)],
+    e2e: [quantile(ok.map((s) => s.e2eMs), 0.5), quantile(ok.map((s) => s.e2eMs), 0.99)],
+    throughput: ok.length / Math.max(0.001, (lastEnd - measureFrom) / 1000),
+    hitRate: queries > 0 ? (after[1] - base.counters[1]) / queries : NaN,
+    shares: counts.map((count) => total > 0 ? count / total : 0),
+  };
+}
+
+function received(sims: readonly SimServer[]): number[] {
+  return sims.map((sim) => sim.state().received);
+}
+
+/** Prefix-cache queries and hits summed over the fleet, from each server's `/metrics`. */
+async function cacheCounters(sims: readonly SimServer[]): Promise<[number, number]> {
+  let queries = 0;
+  let hits = 0;
+  for (const sim of sims) {
+    const text = await (await fetch(`${sim.url}/metrics`)).text();
+    for (const sample of parsePrometheusText(text).samples) {
+      if (sample.name === "vllm:prefix_cache_queries_total") queries += sample.value;
+      if (sample.name === "vllm:prefix_cache_hits_total") hits += sample.value;
+    }
+  }
+  return [queries, hits];
+}
+
+/** Sends one streaming chat request; times it and gathers the answer's text. */
+async function send(
+  base: string,
+  request: { messages: unknown[]; maxTokens: number },
+  signal: AbortSignal,
+): Promise<{ sample: Sample; answer: string }> {
+  const sent = performance.now();
+  let ttftMs: number | undefined;
+  let text = "";
+  try {
+    const response = await fetch(`${base}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "m",
+        messages: request.messages,
+        max_tokens: request.maxTokens,
+        stream: true,
+      }),
+      signal,
+    });
+    if (response.status !== 200 || response.body === null) {
+      await response.body?.cancel();
+      return { sample: { ttftMs, e2eMs: performance.now() - sent, ok: false }, answer: "" };
+    }
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body) {
+      const part = decoder.decode(chunk, { stream: true });
+      // The first event carries only the role; content events start so.
+      if (ttftMs === undefined && part.includes('"delta":{"content":')) {
+        ttftMs = performance.now() - sent;
+      }
+      text += part;
+    }
+  } catch {
+    return { sample: { ttftMs, e2eMs: performance.now() - sent, ok: false }, answer: "" };
+  }
+  return {
+    sample: {
+      ttftMs,
+      e2eMs: performance.now() - sent,
+      ok: ttftMs !== undefined && text.includes("[DONE]"),
+    },
+    answer: answerOf(text),
+  };
+}
+
+/** The content of an SSE chat stream's deltas, joined. */
+function answerOf(stream: string): string {
+  let answer = "";
+  for (const line of stream.split("\n")) {
+    if (!line.startsWith("data: {")) continue;
+    const event = JSON.parse(line.slice(6)) as { choices?: { delta?: { content?: string } }[] };
+    answer += event.choices?.[0]?.delta?.content ?? "";
+  }
+  return answer;
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms));
+}

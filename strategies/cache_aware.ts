@@ -1,0 +1,321 @@
+/**
+ * Cache-aware routing: send each request where its prompt's prefix is probably cached, unless that
+ * server is busy enough to lose the advantage. The name is the one the vLLM and SGLang routers use.
+ *
+ * The strategy keeps, per model, an index of what each server has probably cached: every prompt
+ * it routes is cut into blocks with chained hashes (`_prompt_blocks.ts`), recorded for the server
+ * it went to, least recently used blocks evicted beyond the server's cache size (`_prefix_index.ts`;
+ * the size is the engine's own, `vllm:cache_config_info`, when it reports it, else `cache_tokens`).
+ *
+ * Each candidate gets an expected time to first token, in prefill tokens:
+ *
+ *     load   = queue_weight * waiting + running + sent_since_scrape - ended_since_scrape
+ *              (the gateway's in-flight count when the server's metrics are stale)
+ *     miss   = prompt_tokens - cached_tokens            (what the server would still prefill)
+ *     cost   = ((1 + load) * load_tokens + miss) / speed
+ *
+ * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server). So a long cached
+ * prefix wins unless its server carries `miss difference / load_tokens` more load than another,
+ * and a slow server must save proportionally more prefill to win. A saturated server (KV usage at
+ * or above `saturated_kv`, or `waiting` at or above `saturated_queue`) costs a million times more.
+ *
+ * Servers are ranked by rendezvous hashing of the request's affinity key: by default the
+ * conversation's root (system messages and the first user message, or the first `root_bytes` of a
+ * prompt), else the session header or the body's `user`. The first-ranked server, the key's home,
+ * wins while its cost is within `affinity_tokens` of the lowest; otherwise the first-ranked of the
+ * servers within `balance_tolerance` (relative) plus `balance_tokens` of the lowest wins. Every
+ * gateway replica ranks the same way and sees about the same loads, so a conversation goes to the
+ * same server from every replica with no shared state; a later turn that a replica has no record
+ * of credits the home with the conversation's history. When nothing is cached anywhere, traffic
+ * spreads like a least-loaded choice among near-equals.
+ *
+ * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
+ * list loses its entries.
+ *
+ * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
+ * `load_tokens` (32), `queue_weight` (16), `balance_tolerance` (0.02), `balance_tokens` (64),
+ * `affinity_tokens` (256),
+ * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
+ * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
+ * `session_user` (false: use the body's `user` as the affinity key when set).
+ *
+ * @module
+ */
+import type {
+  RequestFacts,
+  RequestOutcome,
+  ServerView,
+  Strategy,
+  StrategyOptions,
+} from "./types.ts";
+import { hashText, type PromptBlocks, promptBlocks } from "./_prompt_blocks.ts";
+import { PrefixIndex } from "./_prefix_index.ts";
+import { SpeedLearner } from "./_speed_learner.ts";
+import { z } from "zod";
+
+/** Cost multiplier of a saturated server. */
+const SATURATED = 1e6;
+
+/**
+ * Creates the cache-aware strategy.
+ *
+ * @param options `options.options`: see the module documentation.
+ * @returns The strategy.
+ * @throws Error naming an option with a wrong value.
+ * @example
+ * ```ts
+ * const strategy = createCacheAware({ model: "m", options: {}, metricsInterval: 1 });
+ * ```
+ */
+export default function createCacheAware(options: StrategyOptions): Strategy {
+  const settings = readCacheAwareOptions(options.options);
+  const index = new PrefixIndex();
+  const learner = new SpeedLearner(settings.speedWindow);
+  const prompts = new WeakMap<RequestFacts, { blocks: PromptBlocks; key: number }>();
+  const urlHashes = new Map<string, number>();
+  const capacities = new Map<string, number>();
+  const queries = new Map<string, number>();
+  let serverCount = 1;
+
+  function promptOf(request: RequestFacts): { blocks: PromptBlocks; key: number } {
+    let prompt = prompts.get(request);
+    if (prompt === undefined) {
+      const blocks = promptBlocks(request.body, settings);
+      prompt = { blocks, key: affinityKey(request, blocks) };
+      prompts.set(request, prompt);
+    }
+    return prompt;
+  }
+
+  function affinityKey(request: RequestFacts, blocks: PromptBlocks): number {
+    if (settings.sessionHeader !== undefined) {
+      const value = request.headers.get(settings.sessionHeader);
+      if (value) return hashText(value);
+    }
+    if (settings.sessionUser) {
+      const user = request.body["user"];
+      if (typeof user === "string" && user !== "") return hashText(user);
+    }
+    return blocks.root;
+  }
+
+  function urlHash(url: string): number {
+    let hash = urlHashes.get(url);
+    if (hash === undefined) urlHashes.set(url, hash = hashText(url));
+    return hash;
+  }
+
+  /** Notes a new scrape: learns speed, keeps the cache size, forgets a restarted server. */
+  function observe(server: ServerView): void {
+    learner.observe(server);
+    const metrics = server.metrics;
+    if (metrics === undefined) return;
+    if (metrics.cacheTokens !== undefined) capacities.set(server.url, metrics.cacheTokens);
+    if (metrics.prefixQueries !== undefined) {
+      const before = queries.get(server.url);
+      if (before !== undefined && metrics.prefixQueries < before) index.forget(server.url);
+      queries.set(server.url, metrics.prefixQueries);
+    }
+  }
+
+  function capacityBlocks(url: string): number {
+    const tokens = capacities.get(url) ?? settings.cacheTokens;
+    const blocks = Math.floor(tokens * settings.bytesPerToken / settings.blockBytes);
+    return Math.max(1, Math.min(blocks, Math.floor(settings.maxBlocks / serverCount)));
+  }
+
+  function cost(
+    server: ServerView,
+    cachedBytes: number,
+    context: { blocks: PromptBlocks; speed: number; now: number },
+  ): number {
+    const miss = Math.max(0, context.blocks.bytes - cachedBytes) / settings.bytesPerToken;
+    const metrics = server.metrics;
+    let load = server.inFlight;
+    let saturated = false;
+    if (metrics !== undefined) {
+      load = Math.max(
+        0,
+        settings.queueWeight * metrics.waiting + metrics.running + server.sentSinceScrape -
+          learner.endedSince(server, context.now),
+      );
+      saturated = (metrics.kvUsage ?? 0) >= settings.saturatedKv ||
+        metrics.waiting >= settings.saturatedQueue;
+    }
+    const value = ((1 + load) * settings.loadTokens + miss) / context.speed;
+    return saturated ? value * SATURATED : value;
+  }
+
+  /** The candidate ranked first for a key by rendezvous hashing. */
+  function owner(servers: readonly ServerView[], key: number): ServerView | undefined {
+    let top = -1;
+    let chosen: ServerView | undefined;
+    for (const server of servers) {
+      const rank = rendezvous(key, urlHash(server.url));
+      if (rank > top) {
+        top = rank;
+        chosen = server;
+      }
+    }
+    return chosen;
+  }
+
+  return {
+    pick(servers: readonly ServerView[], request: RequestFacts): ServerView | undefined {
+      if (servers.length <= 1) return servers[0];
+      const { blocks, key } = promptOf(request);
+      const now = Date.now();
+      for (const server of servers) observe(server);
+      const speeds = learner.speeds(servers);
+      const cached = servers.map((server) =>
+        index.match(server.url, blocks.hashes) * settings.blockBytes
+      );
+      if (blocks.historyBytes > 0) {
+        let known = false;
+        for (let i = 0; i < cached.length; i++) {
+          // A server that got the previous turn's prompt also cached its answer (the index
+          // records prompts only): the whole history is there.
+          if (cached[i]! >= blocks.historyBytes / 2) {
+            cached[i] = Math.max(cached[i]!, blocks.historyBytes);
+            known = true;
+          }
+        }
+        // A later turn this gateway has no record of (another replica routed the earlier turns):
+        // its history is probably where every replica sends the conversation.
+        if (!known) {
+          const home = servers.indexOf(owner(servers, key)!);
+          cached[home] = Math.max(cached[home]!, blocks.historyBytes);
+        }
+      }
+      const costs = servers.map((server, i) =>
+        cost(server, cached[i]!, { blocks, speed: speeds.get(server.url) ?? 1, now })
+      );
+      let best = Infinity;
+      for (const value of costs) if (value < best) best = value;
+      // The conversation's home wins while it is within affinity_tokens of the best, so every
+      // replica (which sees about the same loads) sends the conversation there.
+      const home = owner(servers, key)!;
+      if (costs[servers.indexOf(home)]! <= best + settings.affinityTokens) return home;
+      const limit = best * (1 + settings.balanceTolerance) + settings.balanceTokens;
+      return owner(servers.filter((_, i) => costs[i]! <= limit), key);
+    },
+    onStart(server: ServerView, request: RequestFacts): void {
+      const { blocks } = promptOf(request);
+      if (blocks.hashes.length > 0) {
+        index.record(server.url, blocks.hashes, capacityBlocks(server.url));
+      }
+    },
+    onEnd(server: ServerView, _request: RequestFacts, outcome: RequestOutcome): void {
+      learner.ended(server, outcome);
+    },
+    onServers(servers: readonly ServerView[]): void {
+      serverCount = Math.max(1, servers.length);
+      const urls = new Set(servers.map((server) => server.url));
+      index.retain(urls);
+      for (const map of [capacities, queries, urlHashes]) {
+        for (const url of map.keys()) if (!urls.has(url)) map.delete(url);
+      }
+    },
+  };
+}
+
+/** The rendezvous (highest random weight) score of a server for a key. */
+function rendezvous(key: number, server: number): number {
+  let h = Math.imul(key ^ server, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+const positive = z.number().positive();
+const nonNegative = z.number().nonnegative();
+
+const schema = z.strictObject({
+  block_bytes: z.number().int().min(16).multipleOf(16).default(256),
+  root_bytes: z.number().int().positive().default(1024),
+  bytes_per_token: positive.default(4),
+  load_tokens: nonNegative.default(32),
+  queue_weight: nonNegative.default(16),
+  balance_tolerance: nonNegative.default(0.02),
+  balance_tokens: nonNegative.default(64),
+  affinity_tokens: nonNegative.default(256),
+  cache_tokens: positive.default(262_144),
+  max_blocks: z.number().int().positive().default(262_144),
+  saturated_kv: nonNegative.default(0.98),
+  saturated_queue: nonNegative.default(64),
+  speed_window: nonNegative.default(10),
+  session_header: z.string().min(1).optional(),
+  session_user: z.boolean().default(false),
+});
+
+/** The options, in camel case. */
+interface CacheAwareSettings {
+  /** Bytes of rendered prompt per index block. */
+  readonly blockBytes: number;
+  /** Bytes forming the affinity root of a prompt that is not a chat. */
+  readonly rootBytes: number;
+  /** Bytes per token, to turn bytes into prefill work. */
+  readonly bytesPerToken: number;
+  /** Prefill tokens one unit of load is worth. */
+  readonly loadTokens: number;
+  /** Running requests one waiting request counts as. */
+  readonly queueWeight: number;
+  /** Share above the lowest cost within which servers count as equal. */
+  readonly balanceTolerance: number;
+  /** Tokens above the lowest cost within which servers count as equal. */
+  readonly balanceTokens: number;
+  /** Tokens above the lowest cost within which the affinity key's home server still wins. */
+  readonly affinityTokens: number;
+  /** A server's cache size in tokens when its engine does not report one. */
+  readonly cacheTokens: number;
+  /** The index's bound in blocks, over all servers of the model. */
+  readonly maxBlocks: number;
+  /** KV usage at which a server counts as saturated. */
+  readonly saturatedKv: number;
+  /** Waiting requests at which a server counts as saturated. */
+  readonly saturatedQueue: number;
+  /** Seconds over which speeds are learned; 0 turns learning off. */
+  readonly speedWindow: number;
+  /** A header whose value is the affinity key, when present. */
+  readonly sessionHeader: string | undefined;
+  /** Whether the body's `user` is the affinity key, when present. */
+  readonly sessionUser: boolean;
+}
+
+/**
+ * Reads `cache_aware`'s options over the defaults.
+ *
+ * @param raw The model's `strategy_options`.
+ * @returns The settings.
+ * @throws Error naming each wrong option.
+ */
+function readCacheAwareOptions(raw: Readonly<Record<string, unknown>>): CacheAwareSettings {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new Error(
+      parsed.error.issues.map((issue) =>
+        issue.path.length === 0
+          ? issue.message
+          : `strategy option "${issue.path.join(".")}": ${issue.message}`
+      ).join("; "),
+    );
+  }
+  const o = parsed.data;
+  return {
+    blockBytes: o.block_bytes,
+    rootBytes: o.root_bytes,
+    bytesPerToken: o.bytes_per_token,
+    loadTokens: o.load_tokens,
+    queueWeight: o.queue_weight,
+    balanceTolerance: o.balance_tolerance,
+    balanceTokens: o.balance_tokens,
+    affinityTokens: o.affinity_tokens,
+    cacheTokens: o.cache_tokens,
+    maxBlocks: o.max_blocks,
+    saturatedKv: o.saturated_kv,
+    saturatedQueue: o.saturated_queue,
+    speedWindow: o.speed_window,
+    sessionHeader: o.session_header?.toLowerCase(),
+    sessionUser: o.session_user,
+  };
+}
