@@ -1,8 +1,9 @@
 /**
  * The upstream HTTP/1.1 client: one pool of keep-alive connections per server. This folder is the
- * whole client, usable and tested on its own: `http1_parse.ts` parses response heads and chunked
- * framing, `http1_connection.ts` runs one connection, this file pools them. It knows nothing of
- * the gateway, models or strategies.
+ * whole client, usable and tested on its own: `http1_parse.ts` parses and validates response
+ * heads, `http1_chunked.ts` decodes chunked bodies, `http1_connection.ts` runs one connection,
+ * `http1_body.ts` reads its answers' bodies, `http1_call.ts` is one request in flight, and this
+ * file pools connections. It knows nothing of the gateway, models or strategies.
  *
  * The gateway used `fetch` before; measured on one core against the benchmark upstream
  * (`bench/clients/main.ts`), `fetch` (with or without `Deno.createHttpClient`), `node:http`
@@ -19,6 +20,9 @@
  */
 import { Http1Connection, type UpstreamBody, UpstreamClosed } from "./http1_connection.ts";
 import { ProtocolError } from "./http1_parse.ts";
+import { ConnectError, UpstreamCall } from "./http1_call.ts";
+
+export { ConnectError, UpstreamCall } from "./http1_call.ts";
 
 /** Idle connections older than this are closed rather than reused (below uvicorn's 5 s). */
 export const IDLE_MS = 4_000;
@@ -53,68 +57,6 @@ export interface UpstreamResponse {
 export interface SendOptions {
   /** Milliseconds allowed to open a new connection. */
   connectTimeoutMs: number;
-}
-
-/** A failure to open a connection (refused, unresolvable, or timed out). */
-export class ConnectError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What happened.
-   * @param options The cause.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConnectError";
-  }
-}
-
-/** A request in flight; {@link UpstreamCall.abort} closes its connection. */
-export class UpstreamCall {
-  /** The answer, once its head arrived. */
-  readonly response: Promise<UpstreamResponse>;
-  #connection: Http1Connection | undefined;
-  #connecting: AbortController | undefined;
-  #aborted = false;
-
-  /**
-   * Starts the call.
-   *
-   * @param run Sends the request, given the call to attach connections to.
-   */
-  constructor(run: (call: UpstreamCall) => Promise<UpstreamResponse>) {
-    this.response = run(this);
-  }
-
-  /** Whether {@link UpstreamCall.abort} was called. */
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
-  /** Bytes read from the server so far on the call's connection (for idle deadlines). */
-  get bytesRead(): number {
-    return this.#connection?.bytesRead ?? 0;
-  }
-
-  /** Aborts the call: a pending connect is dropped, an open connection closed. */
-  abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#connecting?.abort();
-    this.#connection?.close();
-  }
-
-  /** @internal The answer ended: the connection is no longer the call's (abort leaves it be). */
-  detach(): void {
-    this.#connection = undefined;
-  }
-
-  /** @internal Attaches the connection in use. */
-  attach(connection: Http1Connection | undefined, connecting?: AbortController): void {
-    this.#connection = connection;
-    this.#connecting = connecting;
-    if (this.#aborted) connection?.close();
-  }
 }
 
 /** Keep-alive connections to one server. */
