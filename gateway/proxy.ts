@@ -177,18 +177,19 @@ function answerStream(
         body.cancel();
         if (exchange.clientGone) {
           exchange.end("aborted", blame);
-          controller.error(error);
+          controller.error(clientClosed(error));
           return;
         }
-        const event = sse ? streamErrorEvent(error, factsOf(exchange, "body")) : undefined;
+        const facts = factsOf(exchange, "body");
         exchange.end("error", true);
-        if (event === undefined) {
-          // A JSON body cannot carry an error: the client sees the answer cut short.
-          controller.error(error);
+        if (!sse) {
+          // A JSON body cannot carry an error: the client sees the answer cut short (and Deno
+          // logs this error's message).
+          controller.error(upstreamError(error, facts));
           return;
         }
         // A stream that fails midway ends with an OpenAI-shaped error event, so no client hangs.
-        controller.enqueue(encoder.encode(event));
+        controller.enqueue(encoder.encode(streamErrorEvent(error, facts)));
         controller.close();
       }
     },

@@ -50,7 +50,7 @@ export function checkAnswer(
     }
     return { label: `${status} ${error}` };
   }
-  const label = `passed ${status}`;
+  const label = status === fuzz.status ? `passed ${status}` : "passed a mutated status";
   if (!sentStatuses(fuzz.wire).includes(status)) {
     return { label, failure: `status ${status} was never sent: ${clip(text)}` };
   }
