@@ -31,7 +31,14 @@ export interface ReleaseOptions {
 }
 
 /** Told once when the lease is released. */
-export type ReleaseHook = (outcome: LeaseOutcome) => void;
+export interface ReleaseListener {
+  /**
+   * The lease was released (the server's state is already given back).
+   *
+   * @param outcome How the request ended.
+   */
+  released(outcome: LeaseOutcome): void;
+}
 
 const logger = getLogger(["llmstream", "breaker"]);
 const OPEN = 0;
@@ -46,7 +53,7 @@ export class ServerLease implements Disposable {
   readonly #facts: RequestFacts;
   readonly #probe: boolean;
   #state = OPEN;
-  #hook: ReleaseHook | undefined;
+  #listener: ReleaseListener | undefined;
 
   /**
    * Starts a lease on a server whose slot the caller has taken (`begin()` or a handed-over slot):
@@ -71,10 +78,10 @@ export class ServerLease implements Disposable {
   /**
    * Attaches the one part to tell of the release (the forwarded request's own cleanup).
    *
-   * @param hook Called once, after the server's state was released.
+   * @param listener Told once, after the server's state was released.
    */
-  attach(hook: ReleaseHook): void {
-    this.#hook = hook;
+  attach(listener: ReleaseListener): void {
+    this.#listener = listener;
   }
 
   /** Takes the lease over from the `using` scope: the caller (a stream) now releases it. */
@@ -109,7 +116,7 @@ export class ServerLease implements Disposable {
       });
     }
     recordBreaker(server, { blame: options.blame, probe: this.#probe });
-    this.#hook?.(outcome);
+    this.#listener?.released(outcome);
     return true;
   }
 

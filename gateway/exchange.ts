@@ -12,7 +12,7 @@
  * @module
  */
 import type { ForwardTimeouts } from "../fleet/routes.ts";
-import type { LeaseOutcome, ServerLease } from "../fleet/lease.ts";
+import type { LeaseOutcome, ReleaseListener, ServerLease } from "../fleet/lease.ts";
 import type { TokenUsage } from "../plugins/types.ts";
 import type { UpstreamCall } from "../upstream/http1_pool.ts";
 import type { UsageTap } from "./usage_tap.ts";
@@ -62,7 +62,7 @@ export interface ExchangeOptions {
 }
 
 /** One forwarded request's deadlines, disconnect watch and result. */
-export class Exchange implements Watched {
+export class Exchange implements Watched, ReleaseListener {
   /** The lease on the server; releasing it ends this exchange. */
   readonly lease: ServerLease;
   /** What is reported at the end. */
@@ -98,7 +98,7 @@ export class Exchange implements Watched {
   constructor(lease: ServerLease, options: ExchangeOptions) {
     this.lease = lease;
     this.#options = options;
-    lease.attach((outcome) => this.#released(outcome));
+    lease.attach(this);
     watchdog.add(this);
   }
 
@@ -204,8 +204,12 @@ export class Exchange implements Watched {
     }
   }
 
-  /** The lease was released (by whoever): the one cleanup of this request. */
-  #released(outcome: LeaseOutcome): void {
+  /**
+   * The lease was released (by whoever): the one cleanup of this request.
+   *
+   * @param outcome How the request ended.
+   */
+  released(outcome: LeaseOutcome): void {
     this.#phase = DONE;
     watchdog.delete(this);
     if (this.#onAbort) this.#options.request.signal.removeEventListener("abort", this.#onAbort);

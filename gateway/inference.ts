@@ -198,12 +198,12 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
         });
         if (!retryable(outcome, retries.on_status)) {
           // A held answer from an earlier server is replaced: release it.
-          await failure?.response?.body?.cancel();
+          if (failure) await failure.response?.body?.cancel();
           failure = undefined;
           return outcome.deliver();
         }
         trace.retried.push(`${lease.endpoint.url}: ${reasonOf(outcome)}`);
-        await failure?.response?.body?.cancel();
+        if (failure) await failure.response?.body?.cancel();
         failure = outcome;
       }
       if (Date.now() > deadline) break;
@@ -215,7 +215,7 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
     }
   } finally {
     // A held answer nobody will deliver (an exception on the way) gives its lease back.
-    await failure?.response?.body?.cancel();
+    if (failure) await failure.response?.body?.cancel();
   }
   throw new HttpError(
     503,

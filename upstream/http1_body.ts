@@ -72,78 +72,116 @@ export interface BodyOptions {
  * @returns The body reader.
  */
 export function bodyReader(connection: Http1Connection, options: BodyOptions): UpstreamBody {
-  const { head, onDone } = options;
-  let finished = false;
-  const finish = (complete: boolean): void => {
-    if (finished) return;
-    finished = true;
-    onDone(connection.settle(complete, head.keepAlive));
-  };
-  let remaining = head.length;
-  const decoder = head.framing === "chunked" ? new ChunkedDecoder() : undefined;
+  return new BodyReader(connection, options);
+}
+
+/** One body; a class rather than closures: one object per response on the hot path. */
+class BodyReader implements UpstreamBody {
+  readonly #connection: Http1Connection;
+  readonly #head: ResponseHead;
+  readonly #onDone: (reusable: boolean) => void;
+  readonly #decoder: ChunkedDecoder | undefined;
+  #finished = false;
+  #remaining: number;
   /** Bytes `buffer()` read before finding the body too long; `read()` returns them first. */
-  let held: Uint8Array<ArrayBuffer> | undefined;
-  const read = async (): Promise<Uint8Array<ArrayBuffer> | undefined> => {
-    if (held) {
-      const out = held;
-      held = undefined;
+  #held: Uint8Array<ArrayBuffer> | undefined;
+
+  constructor(connection: Http1Connection, options: BodyOptions) {
+    this.#connection = connection;
+    this.#head = options.head;
+    this.#onDone = options.onDone;
+    this.#remaining = options.head.length;
+    this.#decoder = options.head.framing === "chunked" ? new ChunkedDecoder() : undefined;
+  }
+
+  async read(): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    if (this.#held) {
+      const out = this.#held;
+      this.#held = undefined;
       return out;
     }
+    const connection = this.#connection;
+    const framing = this.#head.framing;
+    const decoder = this.#decoder;
     try {
       for (;;) {
-        if (finished) return undefined;
-        if (head.framing === "none" || (head.framing === "length" && remaining === 0)) {
-          finish(true);
+        if (this.#finished) return undefined;
+        if (framing === "none" || (framing === "length" && this.#remaining === 0)) {
+          this.#finish(true);
           return undefined;
         }
         if (decoder) {
           if (decoder.done) {
-            finish(true);
+            this.#finish(true);
             return undefined;
           }
           decoder.throwIfFailed();
         }
         if (connection.buffered > 0) {
           if (decoder) {
-            const { consumed, payload } = decoder.decode(
-              connection.view(),
-            );
+            const { consumed, payload } = decoder.decode(connection.view());
             connection.consume(consumed);
             // Copied before the connection may go back to the pool, whose idle read reuses
             // the buffer the payload views point into.
             const copy = payload.length > 0 ? joinCopy(payload) : undefined;
-            if (decoder.done) finish(true);
+            if (decoder.done) this.#finish(true);
             if (copy) return copy;
             if (consumed > 0) continue;
           } else {
-            const take = head.framing === "length"
-              ? Math.min(remaining, connection.buffered)
+            const take = framing === "length"
+              ? Math.min(this.#remaining, connection.buffered)
               : connection.buffered;
             const copy = connection.view().slice(0, take);
             connection.consume(take);
-            remaining -= take;
-            if (head.framing === "length" && remaining === 0) finish(true);
+            this.#remaining -= take;
+            if (framing === "length" && this.#remaining === 0) this.#finish(true);
             return copy;
           }
         }
         if (!(await connection.more(BODY_BUFFER_BYTES))) {
-          if (head.framing === "close") {
-            finish(true);
+          if (framing === "close") {
+            this.#finish(true);
             return undefined;
           }
           throw new UpstreamClosed("The server closed the connection before the end of the body");
         }
       }
     } catch (error) {
-      finish(false);
+      this.#finish(false);
       throw error;
     }
-  };
+  }
+
+  buffer(limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    if (this.#head.framing === "length" && !this.#held) {
+      const remaining = this.#remaining;
+      return remaining <= limit && remaining <= MAX_PREALLOCATE
+        ? this.#readLength()
+        : Promise.resolve(undefined);
+    }
+    return this.#bufferParts(limit);
+  }
+
+  async bytes(): Promise<Uint8Array<ArrayBuffer>> {
+    return (await this.buffer(Infinity)) ?? concatBytes(await readAll(this));
+  }
+
+  cancel(): void {
+    this.#finish(false);
+  }
+
+  #finish(complete: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#onDone(this.#connection.settle(complete, this.#head.keepAlive));
+  }
+
   /** Reads a declared length whole into one array: one allocation, no copies of parts. */
-  const readLength = async (): Promise<Uint8Array<ArrayBuffer>> => {
-    const out = new Uint8Array(remaining);
+  async #readLength(): Promise<Uint8Array<ArrayBuffer>> {
+    const connection = this.#connection;
+    const out = new Uint8Array(this.#remaining);
     try {
-      const buffered = Math.min(remaining, connection.buffered);
+      const buffered = Math.min(out.length, connection.buffered);
       out.set(connection.view().subarray(0, buffered));
       connection.consume(buffered);
       let offset = buffered;
@@ -155,42 +193,32 @@ export function bodyReader(connection: Http1Connection, options: BodyOptions): U
         offset += n;
       }
     } catch (error) {
-      finish(false);
+      this.#finish(false);
       throw error;
     }
-    remaining = 0;
-    finish(true);
+    this.#remaining = 0;
+    this.#finish(true);
     return out;
-  };
-  const buffer = async (limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> => {
-    if (head.framing === "length" && !held) {
-      return remaining <= limit && remaining <= MAX_PREALLOCATE ? await readLength() : undefined;
-    }
+  }
+
+  async #bufferParts(limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> {
     const parts: Uint8Array<ArrayBuffer>[] = [];
     let size = 0;
-    for (let part = await read(); part !== undefined; part = await read()) {
+    for (let part = await this.read(); part !== undefined; part = await this.read()) {
       parts.push(part);
       size += part.byteLength;
       if (size > limit) {
-        held = concatBytes(parts);
+        this.#held = concatBytes(parts);
         return undefined;
       }
     }
     return parts.length === 1 ? parts[0]! : concatBytes(parts);
-  };
-  return {
-    read,
-    buffer,
-    bytes: async () => (await buffer(Infinity)) ?? concatBytes(await readAll(read)),
-    cancel: () => finish(false),
-  };
+  }
 }
 
-async function readAll(
-  read: () => Promise<Uint8Array<ArrayBuffer> | undefined>,
-): Promise<Uint8Array<ArrayBuffer>[]> {
+async function readAll(body: UpstreamBody): Promise<Uint8Array<ArrayBuffer>[]> {
   const parts: Uint8Array<ArrayBuffer>[] = [];
-  for (let part = await read(); part !== undefined; part = await read()) parts.push(part);
+  for (let part = await body.read(); part !== undefined; part = await body.read()) parts.push(part);
   return parts;
 }
 

@@ -73,11 +73,7 @@ export class Http1Connection {
    */
   send(parts: readonly Uint8Array[]): void {
     this.#written = false;
-    this.#writeAll(parts).then(() => {
-      this.#written = true;
-    }, () => {
-      // The read side reports what happened: an answer, or the end of the connection.
-    });
+    void this.#writeAll(parts);
   }
 
   /**
@@ -219,10 +215,16 @@ export class Http1Connection {
     }
   }
 
+  /** Writes the parts; never rejects (the read side reports a failure: an answer, or the end). */
   async #writeAll(parts: readonly Uint8Array[]): Promise<void> {
-    for (const bytes of parts) {
-      let offset = 0;
-      while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+    try {
+      for (const bytes of parts) {
+        let offset = 0;
+        while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+      }
+      this.#written = true;
+    } catch {
+      // The server closed the connection; what it answered first is still read.
     }
   }
 
