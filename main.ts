@@ -8,7 +8,10 @@ import { parseArgs } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { DEMO_FLEET, DEMO_SPEC } from "./config/demo.ts";
 import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "./config/load.ts";
-import { readSpecFile } from "./config/spec_file.ts";
+import type { Spec } from "./config/schema.ts";
+import { readSpecFile, specFormatOf } from "./config/spec_file.ts";
+import { SharedFleet } from "./fleet/shared_fleet.ts";
+import { Cluster } from "./workers/cluster.ts";
 import { startControlPlane } from "./admin/control_plane.ts";
 import { Gateway } from "./gateway/gateway.ts";
 import { HealthChecker } from "./fleet/health.ts";
@@ -29,8 +32,22 @@ Options:
   --log-format FMT    text (default) or json.
   --log-level LEVEL   debug, info (default), warning or error.
   --no-write-back     Keep admin API changes in memory instead of writing them to the spec.
+  --workers N|auto    Data-plane workers sharing the port (default: the spec's workers, else
+                      auto, one per CPU). 1 serves from the main process alone.
   --help              Show this help.
 `;
+
+/** The command line's flags, as `node:util`'s `parseArgs` takes them (deploy tests read them). */
+export const CLI_OPTIONS = {
+  config: { type: "string" },
+  host: { type: "string", default: "0.0.0.0" },
+  port: { type: "string", default: "8000" },
+  "log-format": { type: "string", default: "text" },
+  "log-level": { type: "string", default: "info" },
+  "no-write-back": { type: "boolean", default: false },
+  workers: { type: "string" },
+  help: { type: "boolean", default: false },
+} as const;
 
 const logger = getLogger(["llmstream", "main"]);
 
@@ -39,15 +56,7 @@ async function main(args: string[]): Promise<number> {
   try {
     flags = parseArgs({
       args,
-      options: {
-        config: { type: "string" },
-        host: { type: "string", default: "0.0.0.0" },
-        port: { type: "string", default: "8000" },
-        "log-format": { type: "string", default: "text" },
-        "log-level": { type: "string", default: "info" },
-        "no-write-back": { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
+      options: CLI_OPTIONS,
       strict: true,
       allowPositionals: false,
     }).values;
@@ -72,6 +81,13 @@ async function main(args: string[]): Promise<number> {
   }
   if (level !== "debug" && level !== "info" && level !== "warning" && level !== "error") {
     console.error(`Invalid --log-level "${level}": expected debug, info, warning or error`);
+    return 2;
+  }
+  const workersFlag = flags.workers === undefined ? undefined : parseWorkers(flags.workers);
+  if (workersFlag === null) {
+    console.error(
+      `Invalid --workers "${flags.workers}": expected auto or a whole number from 1 to 256`,
+    );
     return 2;
   }
   await setupLogging({ format, level });
@@ -100,23 +116,46 @@ async function main(args: string[]): Promise<number> {
     throw error;
   }
 
-  const gateway = new Gateway(loaded);
+  const workers = workerCount(workersFlag ?? loaded.spec.workers);
+  const shared = workers > 1 ? new SharedFleet() : undefined;
+  const gateway = new Gateway(loaded, shared && { shared, controlOnly: true });
+  let cluster: Cluster | undefined;
   try {
     await gateway.startPlugins();
+    if (shared) {
+      cluster = await Cluster.start(gateway, {
+        count: workers,
+        host: flags.host,
+        port,
+        log: { format, level },
+        spec: {
+          text,
+          format: flags.config === undefined ? "yaml" : specFormatOf(flags.config),
+          source: flags.config,
+          env: fleet.length === 0
+            ? undefined
+            : fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url] as const),
+        },
+      });
+    }
   } catch (error) {
     await Promise.all(fleet.map((sim) => sim.close()));
-    console.error(`Invalid spec: ${error instanceof Error ? error.message : error}`);
+    console.error(`Cannot start: ${error instanceof Error ? error.message : error}`);
     return 1;
   }
-  const feed = new MetricsFeed(gateway);
+  const feed = new MetricsFeed(gateway, { onRecord: () => cluster?.pushFleet() });
   const health = new HealthChecker(gateway);
   const control = await startControlPlane(gateway, {
     text,
     load,
     writeBack: !flags["no-write-back"],
     ...(flags.config !== undefined && { path: flags.config }),
+    ...(cluster && { target: cluster }),
   });
-  const running = startGateway(gateway, { hostname: flags.host, port, routes: [control.routes] });
+  cluster?.serveAdmin(control.routes);
+  const running = cluster
+    ? undefined
+    : startGateway(gateway, { hostname: flags.host, port, routes: [control.routes] });
   if (fleet.length > 0) {
     logger.info(
       "Demo mode: {count} simulated vLLM servers on {urls} serve the models below. " +
@@ -133,7 +172,13 @@ async function main(args: string[]): Promise<number> {
       servers: route.endpoints.map((endpoint) => endpoint.url).join(", ") || "(no servers)",
     });
   }
-  logger.info("LLMStream listening on {url}", { url: running.url });
+  const url = running?.url ?? `http://${hostText(flags.host)}:${cluster!.port}`;
+  if (cluster) {
+    logger.info("LLMStream listening on {url} with {count} workers", {
+      url,
+      count: cluster.count,
+    });
+  } else logger.info("LLMStream listening on {url}", { url });
 
   const stopped = Promise.withResolvers<string>();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -146,10 +191,11 @@ async function main(args: string[]): Promise<number> {
     "Received {signal}: refusing new connections, finishing requests in flight (up to {seconds} s)",
     { signal, seconds: drainSeconds },
   );
-  const drained = await Promise.race([
-    running.close().then(() => true),
+  const drained = cluster ? await cluster.drain(drainSeconds * 1000) : await Promise.race([
+    running!.close().then(() => true),
     new Promise<false>((resolve) => setTimeout(() => resolve(false), drainSeconds * 1000)),
   ]);
+  cluster?.terminate();
   if (!drained) {
     logger.warn("Requests still in flight after {seconds} s are cut off", {
       seconds: drainSeconds,
@@ -162,6 +208,22 @@ async function main(args: string[]): Promise<number> {
   await Promise.all(fleet.map((sim) => sim.close()));
   logger.info("LLMStream stopped");
   return 0;
+}
+
+/** `auto` or a count from 1 to 256; `null` when invalid. */
+function parseWorkers(value: string): Spec["workers"] | null {
+  if (value === "auto") return "auto";
+  const count = Number(value);
+  return Number.isInteger(count) && count >= 1 && count <= 256 ? count : null;
+}
+
+/** The number of workers to run: `auto` is one per CPU, as nginx's `worker_processes auto`. */
+function workerCount(workers: Spec["workers"]): number {
+  return workers === "auto" ? Math.max(1, navigator.hardwareConcurrency || 1) : workers;
+}
+
+function hostText(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 if (import.meta.main) {

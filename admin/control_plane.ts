@@ -8,7 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { LoadSpecOptions } from "../config/load.ts";
 import type { SpecFormat } from "../config/spec_file.ts";
-import { SpecStore } from "../config/store.ts";
+import { SpecStore, type SpecTarget } from "../config/store.ts";
 import { SpecWatcher } from "../config/watch.ts";
 import type { Gateway } from "../gateway/gateway.ts";
 import type { RouteHandler } from "../gateway/server.ts";
@@ -35,6 +35,11 @@ export interface ControlPlaneOptions {
   load?: LoadSpecOptions;
   /** Reads `LLMSTREAM_ADMIN_TOKEN` (default `Deno.env.get`). */
   env?: (name: string) => string | undefined;
+  /**
+   * What changes are put in force on (default the gateway); with several workers, the cluster,
+   * which applies them in every worker before the admin call returns.
+   */
+  target?: SpecTarget;
 }
 
 /** A running control plane. */
@@ -67,7 +72,7 @@ export async function startControlPlane(
   gateway: Gateway,
   options: ControlPlaneOptions,
 ): Promise<ControlPlane> {
-  const store = await SpecStore.open(gateway, {
+  const store = await SpecStore.open(options.target ?? gateway, {
     text: options.text,
     ...(options.path !== undefined && { path: options.path }),
     ...(options.format && { format: options.format }),

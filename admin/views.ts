@@ -89,7 +89,7 @@ export function serverViews(gateway: Gateway, now: number = Date.now()): ServerV
       available: server.available(now),
       breaker: server.breaker.state,
       max_concurrent: server.maxConcurrent ?? null,
-      queued: server.slots.length,
+      queued: server.queued,
       metrics_scraped_at: server.metricsAt > 0 ? new Date(server.metricsAt).toISOString() : null,
       metrics_age_ms: server.metricsAt > 0 ? Math.max(0, now - server.metricsAt) : null,
       metrics,

@@ -125,6 +125,16 @@ export const pluginSchema = z.union([
   }),
 ]);
 
+/**
+ * Data-plane workers: `auto` (one per CPU, as nginx's `worker_processes auto`) or a count; 1 serves
+ * from the main isolate as before. Read at start (`--workers` overrides it); a reload keeps the
+ * running count.
+ */
+export const workersSchema = z.union([
+  z.literal("auto"),
+  z.number().int().min(1).max(256),
+]);
+
 /** The whole spec. */
 export const specSchema = z.strictObject({
   models: z.record(z.string().min(1), modelSchema),
@@ -139,6 +149,7 @@ export const specSchema = z.strictObject({
   admin: adminSchema.optional(),
   usage: usageSchema.prefault({}),
   plugins: z.array(pluginSchema).default([{ name: "logging", options: {} }]),
+  workers: workersSchema.default("auto"),
 }).superRefine((spec, context) => {
   for (const [name, model] of Object.entries(spec.models)) {
     model.fallbacks.forEach((fallback, index) => {

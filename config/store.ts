@@ -22,11 +22,12 @@ export interface SpecTarget {
   /** The loaded spec in force. */
   readonly loaded: LoadedSpec;
   /**
-   * Puts a new spec in force.
+   * Puts a new spec in force; with several workers, in every worker before the promise settles.
    *
    * @param loaded The validated spec.
+   * @param text The text it was loaded from (workers load it again).
    */
-  apply(loaded: LoadedSpec): void;
+  apply(loaded: LoadedSpec, text: string): void | Promise<void>;
 }
 
 /** The spec file holds an edit that does not validate, so an admin change would overwrite it. */
@@ -201,7 +202,7 @@ export class SpecStore {
         this.#fileText = text;
       }
       try {
-        this.#apply(loaded, text, "api");
+        await this.#apply(loaded, text, "api");
       } catch (error) {
         // Keep the file equal to the running config: put the old text back.
         if (path !== undefined) await writeAtomic(path, old).then(() => this.#fileText = old);
@@ -267,12 +268,12 @@ export class SpecStore {
         summary: error.problems.join("; "),
       });
     }
-    return this.#apply(loaded, text, "file");
+    return await this.#apply(loaded, text, "file");
   }
 
-  #apply(loaded: LoadedSpec, text: string, source: "api" | "file"): SpecChange {
+  async #apply(loaded: LoadedSpec, text: string, source: "api" | "file"): Promise<SpecChange> {
     const summary = describeSpecChange(this.#gateway.spec, loaded.spec);
-    this.#gateway.apply(loaded);
+    await this.#gateway.apply(loaded, text);
     this.#text = text;
     logger.info("Config changed by {source} ({path}): {summary}", {
       source: source === "api" ? "the admin API" : "an edit of the spec file",

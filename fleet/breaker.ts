@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { lockCell, unlockCell } from "../common/shared_lock.ts";
+import { type LockRef, underLock } from "./shared_fleet.ts";
 
 /** Breaker settings, in seconds where they are times. */
 export interface BreakerSettings {
@@ -32,48 +34,68 @@ export interface BreakerSettings {
 export type BreakerState = "closed" | "open" | "half_open";
 
 const BUCKETS = 10;
+const STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
+// Cells of the breaker's state, in a Float64Array (shared between workers when there are several).
+const STATE = 0;
+const CONSECUTIVE = 1;
+const OPEN_UNTIL = 2;
+const EJECTIONS = 3;
+const PROBING = 4;
+const LAST_COOLDOWN = 5;
+const TOTALS = 6;
+const FAILURES = TOTALS + BUCKETS;
+const BUCKET_AT = FAILURES + BUCKETS;
+/** Float64 cells a breaker keeps its state in. */
+export const BREAKER_CELLS = BUCKET_AT + BUCKETS;
 
-/** One server's circuit breaker. */
+/** Where a breaker keeps its state: its own cells, or cells shared by workers with their lock. */
+export interface BreakerStorage {
+  /** At least {@link BREAKER_CELLS} cells, zero at first. */
+  readonly cells: Float64Array;
+  /** The lock every change is made under, when the cells are shared. */
+  readonly lock?: LockRef;
+}
+
+/**
+ * One server's circuit breaker. With shared storage every worker sees one breaker: each change is
+ * made under its lock, so an ejection or a probe is decided once.
+ */
 export class Breaker {
   #settings: BreakerSettings;
-  #state: BreakerState = "closed";
-  #consecutive = 0;
-  #openUntil = 0;
-  #ejections = 0;
-  #probing = false;
-  #lastCooldown = 0;
-  #totals = new Array<number>(BUCKETS).fill(0);
-  #failures = new Array<number>(BUCKETS).fill(0);
-  #bucketAt = new Array<number>(BUCKETS).fill(0);
+  readonly #d: Float64Array;
+  readonly #lock: LockRef | undefined;
 
   /**
    * Creates a closed breaker.
    *
    * @param settings Thresholds and times.
+   * @param storage Shared cells and their lock (default: cells of its own).
    */
-  constructor(settings: BreakerSettings) {
+  constructor(settings: BreakerSettings, storage?: BreakerStorage) {
     this.#settings = settings;
+    this.#d = storage?.cells ?? new Float64Array(BREAKER_CELLS);
+    this.#lock = storage?.lock;
   }
 
   /** Replaces the settings (on a config change); the state is kept. */
   set settings(settings: BreakerSettings) {
     this.#settings = settings;
-    if (!settings.enabled) this.#close();
+    if (!settings.enabled) underLock(this.#lock, () => this.#close());
   }
 
   /** The current state. */
   get state(): BreakerState {
-    return this.#state;
+    return STATES[this.#d[STATE]!]!;
   }
 
   /** How many times the server was ejected. */
   get ejections(): number {
-    return this.#ejections;
+    return this.#d[EJECTIONS]!;
   }
 
   /** When an open breaker lets a probe through, in milliseconds since the epoch. */
   get openUntil(): number {
-    return this.#openUntil;
+    return this.#d[OPEN_UNTIL]!;
   }
 
   /**
@@ -84,9 +106,10 @@ export class Breaker {
    * @returns Whether the server may be picked.
    */
   admits(now: number): boolean {
-    if (this.#state === "closed") return true;
-    if (this.#state === "open") return now >= this.#openUntil;
-    return !this.#probing;
+    const state = this.#d[STATE]!;
+    if (state === 0) return true;
+    if (state === 1) return now >= this.#d[OPEN_UNTIL]!;
+    return this.#d[PROBING] === 0;
   }
 
   /**
@@ -97,12 +120,16 @@ export class Breaker {
    * @returns Whether this request is the probe.
    */
   onSend(now: number): boolean {
-    if (this.#state === "open" && now >= this.#openUntil) this.#state = "half_open";
-    if (this.#state === "half_open" && !this.#probing) {
-      this.#probing = true;
-      return true;
-    }
-    return false;
+    if (this.#d[STATE] === 0) return false;
+    return underLock(this.#lock, () => {
+      const d = this.#d;
+      if (d[STATE] === 1 && now >= d[OPEN_UNTIL]!) d[STATE] = 2;
+      if (d[STATE] === 2 && d[PROBING] === 0) {
+        d[PROBING] = 1;
+        return true;
+      }
+      return false;
+    });
   }
 
   /**
@@ -117,18 +144,33 @@ export class Breaker {
     failed: boolean,
     options: { probe: boolean; now: number },
   ): "ejected" | "restored" | undefined {
-    const { probe, now } = options;
     if (!this.#settings.enabled) return undefined;
+    const lock = this.#lock;
+    if (lock === undefined) return this.#record(failed, options);
+    lockCell(lock.cells, lock.index);
+    try {
+      return this.#record(failed, options);
+    } finally {
+      unlockCell(lock.cells, lock.index);
+    }
+  }
+
+  #record(
+    failed: boolean,
+    options: { probe: boolean; now: number },
+  ): "ejected" | "restored" | undefined {
+    const { probe, now } = options;
+    const d = this.#d;
     if (probe) {
-      this.#probing = false;
+      d[PROBING] = 0;
       if (failed) return this.#open(now, true);
       this.#close();
       return "restored";
     }
-    if (this.#state !== "closed") return undefined;
+    if (d[STATE] !== 0) return undefined;
     this.#count(failed, now);
-    this.#consecutive = failed ? this.#consecutive + 1 : 0;
-    if (this.#consecutive >= this.#settings.consecutive_failures) return this.#open(now, false);
+    d[CONSECUTIVE] = failed ? d[CONSECUTIVE]! + 1 : 0;
+    if (d[CONSECUTIVE]! >= this.#settings.consecutive_failures) return this.#open(now, false);
     const [total, failures] = this.#windowTotals(now);
     if (total >= this.#settings.min_requests && failures / total >= this.#settings.error_rate) {
       return this.#open(now, false);
@@ -137,48 +179,51 @@ export class Breaker {
   }
 
   #open(now: number, again: boolean): "ejected" {
+    const d = this.#d;
     const base = this.#settings.cooldown * 1000;
-    const previous = this.#openUntil > 0 ? this.#lastCooldown : base;
+    const previous = d[OPEN_UNTIL]! > 0 ? d[LAST_COOLDOWN]! : base;
     const cooldown = again ? Math.min(previous * 2, this.#settings.max_cooldown * 1000) : base;
-    this.#lastCooldown = cooldown;
-    this.#state = "open";
-    this.#openUntil = now + cooldown;
-    this.#consecutive = 0;
-    this.#totals.fill(0);
-    this.#failures.fill(0);
-    this.#ejections++;
+    d[LAST_COOLDOWN] = cooldown;
+    d[STATE] = 1;
+    d[OPEN_UNTIL] = now + cooldown;
+    d[CONSECUTIVE] = 0;
+    d.fill(0, TOTALS, BUCKET_AT);
+    d[EJECTIONS]!++;
     return "ejected";
   }
 
   #close(): void {
-    this.#state = "closed";
-    this.#consecutive = 0;
-    this.#probing = false;
-    this.#openUntil = 0;
+    const d = this.#d;
+    d[STATE] = 0;
+    d[CONSECUTIVE] = 0;
+    d[PROBING] = 0;
+    d[OPEN_UNTIL] = 0;
   }
 
   #count(failed: boolean, now: number): void {
+    const d = this.#d;
     const span = (this.#settings.window * 1000) / BUCKETS;
     const slot = Math.floor(now / span);
     const index = slot % BUCKETS;
-    if (this.#bucketAt[index] !== slot) {
-      this.#bucketAt[index] = slot;
-      this.#totals[index] = 0;
-      this.#failures[index] = 0;
+    if (d[BUCKET_AT + index] !== slot) {
+      d[BUCKET_AT + index] = slot;
+      d[TOTALS + index] = 0;
+      d[FAILURES + index] = 0;
     }
-    this.#totals[index]!++;
-    if (failed) this.#failures[index]!++;
+    d[TOTALS + index]!++;
+    if (failed) d[FAILURES + index]!++;
   }
 
   #windowTotals(now: number): [number, number] {
+    const d = this.#d;
     const span = (this.#settings.window * 1000) / BUCKETS;
     const oldest = Math.floor(now / span) - BUCKETS + 1;
     let total = 0;
     let failures = 0;
     for (let i = 0; i < BUCKETS; i++) {
-      if (this.#bucketAt[i]! >= oldest) {
-        total += this.#totals[i]!;
-        failures += this.#failures[i]!;
+      if (d[BUCKET_AT + i]! >= oldest) {
+        total += d[TOTALS + i]!;
+        failures += d[FAILURES + i]!;
       }
     }
     return [total, failures];

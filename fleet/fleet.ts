@@ -9,7 +9,7 @@
  * @module
  */
 import type { Spec } from "../config/schema.ts";
-import type { ServerPool } from "./pool.ts";
+import type { ServerPool } from "./server_pool.ts";
 import type { ModelRoute } from "./routes.ts";
 
 /** Metrics older than this many scrape intervals no longer count. */

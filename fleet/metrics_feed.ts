@@ -22,14 +22,17 @@ export class MetricsFeed {
   #failing = new Set<string>();
   #unsubscribe: () => void;
   #scrapes = 0;
+  readonly #onRecord: (() => void) | undefined;
 
   /**
    * Starts scraping the gateway's servers at the spec's `metrics_update_interval`.
    *
    * @param gateway The running gateway; config changes re-target the scraper.
+   * @param options `onRecord` runs after each scrape result is recorded (workers get them).
    */
-  constructor(gateway: FleetSource) {
+  constructor(gateway: FleetSource, options: { onRecord?: () => void } = {}) {
     this.#gateway = gateway;
+    this.#onRecord = options.onRecord;
     this.#configure();
     this.#unsubscribe = gateway.onApply(() => this.#configure());
   }
@@ -85,6 +88,7 @@ export class MetricsFeed {
   #record(result: ScrapeResult): void {
     const server = this.#gateway.pool.get(result.url);
     if (!server) return;
+    this.#onRecord?.();
     if (result.ok) {
       server.setMetrics(result.metrics);
       this.#scrapes++;

@@ -9,7 +9,8 @@
 import { Http1Pool } from "../upstream/http1_pool.ts";
 import type { ServerMetrics, ServerView } from "../strategies/types.ts";
 import { Breaker, type BreakerSettings } from "./breaker.ts";
-import { SlotQueue } from "./slot_queue.ts";
+import type { SharedServer } from "./shared_fleet.ts";
+import { SlotQueue, type WaitOptions } from "./slot_queue.ts";
 
 /** Breaker settings until a spec provides its own. */
 const DEFAULT_BREAKER: BreakerSettings = {
@@ -26,16 +27,12 @@ const DEFAULT_BREAKER: BreakerSettings = {
 export class ServerState {
   /** Base URL, without a trailing slash. */
   readonly url: string;
-  /** Requests this gateway has in flight on the server. */
-  inFlight = 0;
-  /** Requests sent since the last successful metrics scrape. */
-  sentSinceScrape = 0;
-  /** Requests sent in total. */
-  requests = 0;
-  /** Whether active health checks pass (true until a check says otherwise). */
-  healthy = true;
+  #inFlight = 0;
+  #sent = 0;
+  #requests = 0;
+  #healthy = true;
   /** Passive outlier ejection. */
-  readonly breaker: Breaker = new Breaker(DEFAULT_BREAKER);
+  readonly breaker: Breaker;
   /** Requests waiting for a slot when the server is at its cap. */
   readonly slots: SlotQueue = new SlotQueue();
   /** Most requests in flight at once, or `undefined` for no cap. */
@@ -50,17 +47,55 @@ export class ServerState {
   metricsAt = 0;
   #metrics = new Map<string, ServerMetrics>();
   #staleAfterMs: number;
+  readonly #shared: SharedServer | undefined;
+  #pumping = false;
 
   /**
    * Creates a server's state.
    *
    * @param url Base URL.
    * @param staleAfterMs Age after which scraped metrics no longer count.
+   * @param shared Cells shared with other workers (counts, health, breaker), when there are some.
    */
-  constructor(url: string, staleAfterMs: number) {
+  constructor(url: string, staleAfterMs: number, shared?: SharedServer) {
     this.url = url;
     this.connections = new Http1Pool(url);
     this.#staleAfterMs = staleAfterMs;
+    this.#shared = shared;
+    this.breaker = new Breaker(
+      DEFAULT_BREAKER,
+      shared && { cells: shared.breaker, lock: shared.breakerLock },
+    );
+  }
+
+  /** Requests in flight on the server (from every worker when they share state). */
+  get inFlight(): number {
+    return this.#shared ? this.#shared.inFlight : this.#inFlight;
+  }
+
+  /** Requests sent since the last successful metrics scrape. */
+  get sentSinceScrape(): number {
+    return this.#shared ? this.#shared.sentSinceScrape : this.#sent;
+  }
+
+  /** Requests sent in total. */
+  get requests(): number {
+    return this.#shared ? this.#shared.requests : this.#requests;
+  }
+
+  /** Requests waiting for a slot (in every worker when they share state). */
+  get queued(): number {
+    return this.#shared ? this.#shared.waiting : this.slots.length;
+  }
+
+  /** Whether active health checks pass (true until a check says otherwise). */
+  get healthy(): boolean {
+    return this.#shared ? this.#shared.healthy : this.#healthy;
+  }
+
+  set healthy(healthy: boolean) {
+    if (this.#shared) this.#shared.healthy = healthy;
+    else this.#healthy = healthy;
   }
 
   /** Sets how old scraped metrics may be before they no longer count. */
@@ -75,8 +110,25 @@ export class ServerState {
    */
   setMetrics(metrics: ReadonlyMap<string, ServerMetrics>): void {
     this.#metrics = new Map(metrics);
-    this.sentSinceScrape = 0;
+    if (this.#shared) this.#shared.resetSent();
+    else this.#sent = 0;
     this.metricsAt = Date.now();
+  }
+
+  /**
+   * Takes metrics another isolate scraped (a worker, from the control plane), leaving the
+   * requests-sent count, which the control plane zeroed, as it is.
+   *
+   * @param metrics Metrics by model name.
+   * @param fields When they were scraped and the failed scrapes so far.
+   */
+  receiveMetrics(
+    metrics: ReadonlyMap<string, ServerMetrics>,
+    fields: { metricsAt: number; scrapeErrors: number },
+  ): void {
+    this.#metrics = new Map(metrics);
+    this.metricsAt = fields.metricsAt;
+    this.scrapeErrors = fields.scrapeErrors;
   }
 
   /** The last scraped metrics by model name, fresh or not. */
@@ -101,6 +153,54 @@ export class ServerState {
   }
 
   /**
+   * Takes a slot when the server has room and counts the request; across workers the cap holds
+   * exactly (compare-and-swap on the shared count).
+   *
+   * @returns Whether the slot was taken.
+   */
+  tryBegin(): boolean {
+    if (this.#shared) return this.#shared.tryBegin(this.maxConcurrent);
+    if (!this.hasRoom()) return false;
+    this.begin();
+    return true;
+  }
+
+  /**
+   * Waits in the server's queue until a slot is handed over (see {@link SlotQueue.wait}); with
+   * shared state, a slot freed by another worker is taken for the oldest waiter here.
+   *
+   * @param options Queue bound, wait limit, abort signal and the server URL.
+   * @returns Resolves when the caller owns a slot.
+   */
+  waitForSlot(options: WaitOptions): Promise<void> {
+    const waiting = this.slots.wait(options);
+    if (this.#shared && !this.#pumping) void this.#pump(this.#shared);
+    return waiting;
+  }
+
+  /** While requests wait here, takes slots other workers free and hands them over. */
+  async #pump(shared: SharedServer): Promise<void> {
+    this.#pumping = true;
+    let published = 0;
+    try {
+      while (this.slots.length > 0) {
+        shared.addWaiting(this.slots.length - published);
+        published = this.slots.length;
+        const seen = shared.inFlight;
+        if (shared.tryBegin(this.maxConcurrent)) {
+          if (!this.slots.handOver()) shared.release();
+          continue;
+        }
+        // Woken when another worker frees a slot; the bound also notices local timeouts.
+        await shared.changed(seen, 50);
+      }
+    } finally {
+      shared.addWaiting(-published);
+      this.#pumping = false;
+    }
+  }
+
+  /**
    * Returns fresh metrics for a model, or `undefined` when none are fresh. Series of the model's
    * own name count first, then unlabelled ones (`*`, llama.cpp), then the only model the server
    * reports, if it reports one.
@@ -118,9 +218,13 @@ export class ServerState {
 
   /** Marks a request as started on this server. */
   begin(): void {
-    this.inFlight++;
-    this.sentSinceScrape++;
-    this.requests++;
+    if (this.#shared) {
+      this.#shared.tryBegin(undefined);
+      return;
+    }
+    this.#inFlight++;
+    this.#sent++;
+    this.#requests++;
   }
 
   /**
@@ -130,11 +234,15 @@ export class ServerState {
   end(): void {
     if (this.slots.handOver()) {
       // The slot passes to the waiter, who counts as a new request.
-      this.sentSinceScrape++;
-      this.requests++;
+      if (this.#shared) this.#shared.counted();
+      else {
+        this.#sent++;
+        this.#requests++;
+      }
       return;
     }
-    if (this.inFlight > 0) this.inFlight--;
+    if (this.#shared) this.#shared.release();
+    else if (this.#inFlight > 0) this.#inFlight--;
   }
 }
 
@@ -183,80 +291,5 @@ export class Endpoint implements ServerView {
   /** Fresh scraped metrics for the served model. */
   get metrics(): ServerMetrics | undefined {
     return this.server.metricsFor(this.servedModel);
-  }
-}
-
-/** All known servers by URL. */
-export class ServerPool {
-  #servers = new Map<string, ServerState>();
-  #staleAfterMs: number;
-
-  /**
-   * Creates an empty pool.
-   *
-   * @param staleAfterMs Age after which scraped metrics no longer count.
-   */
-  constructor(staleAfterMs: number) {
-    this.#staleAfterMs = staleAfterMs;
-  }
-
-  /**
-   * Returns the state for a URL, creating it on first use.
-   *
-   * @param url Base URL.
-   * @returns The shared state.
-   */
-  acquire(url: string): ServerState {
-    let server = this.#servers.get(url);
-    if (!server) {
-      server = new ServerState(url, this.#staleAfterMs);
-      this.#servers.set(url, server);
-    }
-    return server;
-  }
-
-  /**
-   * Drops servers no longer in use that have nothing in flight; servers still serving requests
-   * stay until a later call finds them idle.
-   *
-   * @param inUse URLs the running config uses.
-   */
-  retain(inUse: ReadonlySet<string>): void {
-    for (const [url, server] of this.#servers) {
-      if (!inUse.has(url) && server.inFlight === 0) {
-        this.#servers.delete(url);
-        server.connections.close();
-      }
-    }
-  }
-
-  /** Closes every server's idle connections (on shutdown). */
-  closeConnections(): void {
-    for (const server of this.#servers.values()) server.connections.close();
-  }
-
-  /**
-   * Changes how old metrics may be before they no longer count, for every server.
-   *
-   * @param ms Milliseconds.
-   */
-  setStaleAfter(ms: number): void {
-    this.#staleAfterMs = ms;
-    for (const server of this.#servers.values()) server.staleAfterMs = ms;
-  }
-
-  /** Every known server. */
-  all(): IterableIterator<ServerState> {
-    return this.#servers.values();
-  }
-
-  /**
-   * Finds a server by URL.
-   *
-   * @param url Base URL.
-   * @returns The state, or `undefined`.
-   */
-  get(url: string): ServerState | undefined {
-    return this.#servers.get(url);
   }
 }

@@ -8,7 +8,9 @@
 import type { LoadedSpec } from "../config/load.ts";
 import type { Strategy } from "../strategies/types.ts";
 import type { Spec } from "../config/schema.ts";
-import { Endpoint, type ServerPool } from "./pool.ts";
+import { Endpoint } from "./pool.ts";
+import type { ServerPool } from "./server_pool.ts";
+import type { SharedRoute } from "./shared_fleet.ts";
 
 /** Timeouts of one forwarded request, in milliseconds. */
 export interface ForwardTimeouts {
@@ -42,6 +44,8 @@ export interface ModelRoute {
   readonly fallbacks: readonly string[];
   /** The model's timeouts in milliseconds (its own, else the spec's). */
   readonly timeouts: ForwardTimeouts;
+  /** The lock and strategy cells shared with other workers, when there are several. */
+  readonly shared: SharedRoute | undefined;
 }
 
 /** Options for {@link buildRoutes}. */
@@ -84,10 +88,14 @@ export function buildRoutes(
     });
     const strategyKey = `${model.strategy}\n${JSON.stringify(model.strategy_options)}`;
     const old = options.previous?.get(name);
+    const shared = old && old.strategyKey === strategyKey
+      ? old.shared
+      : pool.shared?.route(`${name}\n${strategyKey}`);
     const strategy = old && old.strategyKey === strategyKey ? old.strategy : factory({
       model: name,
       options: model.strategy_options,
       metricsInterval: loaded.spec.metrics_update_interval,
+      ...(shared && { shared: shared.cells }),
     });
     strategy.onServers?.(endpoints);
     routes.set(name, {
@@ -99,6 +107,7 @@ export function buildRoutes(
       strategyKey,
       fallbacks: model.fallbacks,
       timeouts: timeoutsOf(loaded.spec, name),
+      shared,
     });
   }
   pool.retain(inUse);

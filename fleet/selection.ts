@@ -11,6 +11,7 @@ import type { RequestFacts } from "../strategies/types.ts";
 import { Endpoint } from "./pool.ts";
 import { ServerLease } from "./lease.ts";
 import type { ModelRoute } from "./routes.ts";
+import { lockCell, unlockCell } from "../common/shared_lock.ts";
 
 /** What {@link acquireServer} needs besides the route. */
 export interface AcquireOptions {
@@ -39,6 +40,21 @@ export function acquireServer(
   route: ModelRoute,
   options: AcquireOptions,
 ): ServerLease | undefined | Promise<ServerLease | undefined> {
+  // With several workers, picking and taking the slot are one step across them (the route's lock).
+  const shared = route.shared;
+  if (shared === undefined) return pickAndTake(route, options);
+  lockCell(shared.lock.cells, shared.lock.index);
+  try {
+    return pickAndTake(route, options);
+  } finally {
+    unlockCell(shared.lock.cells, shared.lock.index);
+  }
+}
+
+function pickAndTake(
+  route: ModelRoute,
+  options: AcquireOptions,
+): ServerLease | undefined | Promise<ServerLease | undefined> {
   const now = Date.now();
   const all = route.endpoints;
   let usable = 0;
@@ -62,12 +78,9 @@ export function acquireServer(
     throw new Error(`Strategy "${route.strategyRef}" returned a server that is not a candidate`);
   }
   const server = picked.server;
-  if (server.hasRoom()) {
-    server.begin();
-    return new ServerLease(picked, { route, facts: options.facts });
-  }
+  if (server.tryBegin()) return new ServerLease(picked, { route, facts: options.facts });
   // At its cap: wait in its queue until a finishing request hands its slot over.
-  return server.slots.wait({
+  return server.waitForSlot({
     queueSize: options.spec.server_limits.queue_size,
     timeoutMs: options.spec.server_limits.queue_timeout * 1000,
     signal: options.signal(),

@@ -18,17 +18,37 @@ import type { Spec } from "../config/schema.ts";
 import { getLogger } from "@logtape/logtape";
 import { buildPluginChain, PluginChain } from "./plugins.ts";
 import { type FleetSource, staleAfterMs } from "../fleet/fleet.ts";
-import { ServerPool } from "../fleet/pool.ts";
+import { ServerPool } from "../fleet/server_pool.ts";
+import type { SharedFleet } from "../fleet/shared_fleet.ts";
+import type { WorkerPeers } from "../plugins/types.ts";
 import { buildRoutes, type ModelRoute } from "../fleet/routes.ts";
 
 const logger = getLogger(["llmstream", "config"]);
+
+/** Options for {@link Gateway}; all absent with one worker. */
+export interface GatewayOptions {
+  /** Fleet state shared by the workers. */
+  shared?: SharedFleet;
+  /** The other workers, for plugins. */
+  workers?: WorkerPeers;
+  /** Start time in seconds since the epoch (the same in every worker). */
+  startedAt?: number;
+  /** This worker's number, when several serve. */
+  workerId?: number;
+  /** The control plane's gateway when workers serve: it runs no plugins (the workers do). */
+  controlOnly?: boolean;
+}
 
 /** The running config and live state. */
 export class Gateway implements FleetSource {
   /** Server state shared across config changes. */
   readonly pool: ServerPool;
   /** When the gateway started, in seconds since the epoch (used as `created` in `/v1/models`). */
-  readonly startedAt: number = Math.floor(Date.now() / 1000);
+  readonly startedAt: number;
+  /** The other workers, when several serve (plugins see them). */
+  readonly workers: WorkerPeers | undefined;
+  /** This worker's number, when several serve. */
+  readonly workerId: number | undefined;
   #loaded: LoadedSpec;
   #routes: Map<string, ModelRoute>;
   #listeners = new Set<(loaded: LoadedSpec) => void>();
@@ -37,14 +57,21 @@ export class Gateway implements FleetSource {
   /** The plugins in force (empty until {@link Gateway.startPlugins}). */
   plugins: PluginChain = new PluginChain();
   #pluginUpdate: Promise<void> = Promise.resolve();
+  readonly #controlOnly: boolean;
 
   /**
    * Creates the gateway state for a loaded spec.
    *
    * @param loaded The validated spec with its strategies.
+   * @param options With several workers: the shared fleet state, the peers plugins see, and the
+   *   control plane's start time.
    */
-  constructor(loaded: LoadedSpec) {
-    this.pool = new ServerPool(staleAfterMs(loaded.spec));
+  constructor(loaded: LoadedSpec, options: GatewayOptions = {}) {
+    this.pool = new ServerPool(staleAfterMs(loaded.spec), options.shared);
+    this.workers = options.workers;
+    this.workerId = options.workerId;
+    this.#controlOnly = options.controlOnly ?? false;
+    this.startedAt = options.startedAt ?? Math.floor(Date.now() / 1000);
     this.#loaded = loaded;
     this.#routes = buildRoutes(loaded, this.pool);
   }
@@ -70,6 +97,7 @@ export class Gateway implements FleetSource {
    * @throws Error naming the plugin whose options are wrong.
    */
   async startPlugins(): Promise<void> {
+    if (this.#controlOnly) return;
     this.plugins = await buildPluginChain(this.#loaded, this, { previous: this.plugins });
   }
 
@@ -92,7 +120,10 @@ export class Gateway implements FleetSource {
    * @param loaded The new validated spec.
    */
   apply(loaded: LoadedSpec): void {
-    if (JSON.stringify(loaded.spec.plugins) !== JSON.stringify(this.#loaded.spec.plugins)) {
+    if (
+      !this.#controlOnly &&
+      JSON.stringify(loaded.spec.plugins) !== JSON.stringify(this.#loaded.spec.plugins)
+    ) {
       this.#pluginUpdate = this.#pluginUpdate.then(async () => {
         try {
           this.plugins = await buildPluginChain(loaded, this, { previous: this.plugins });

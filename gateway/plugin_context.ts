@@ -4,13 +4,14 @@
  *
  * @module
  */
-import type { FleetRoute, FleetServer, PluginContext } from "../plugins/types.ts";
+import type { FleetRoute, FleetServer, PluginContext, WorkerPeers } from "../plugins/types.ts";
 import { type FleetSource, STALE_INTERVALS, staleAfterMs } from "../fleet/fleet.ts";
 
 /**
  * Makes the context plugins of a gateway receive.
  *
  * @param fleet The gateway's fleet.
+ * @param workers The other workers, when several serve.
  * @returns The context.
  * @example
  * ```ts
@@ -18,8 +19,9 @@ import { type FleetSource, STALE_INTERVALS, staleAfterMs } from "../fleet/fleet.
  * console.log(context.servers().map((server) => server.url));
  * ```
  */
-export function pluginContextOf(fleet: FleetSource): PluginContext {
+export function pluginContextOf(fleet: FleetSource, workers?: WorkerPeers): PluginContext {
   return {
+    ...(workers && { workers }),
     staleIntervals: STALE_INTERVALS,
     addsStreamUsage: () => fleet.spec.usage.add_stream_usage,
     servers(): FleetServer[] {
@@ -28,7 +30,7 @@ export function pluginContextOf(fleet: FleetSource): PluginContext {
       return [...fleet.pool.all()].map((server) => ({
         url: server.url,
         inFlight: server.inFlight,
-        queued: server.slots.length,
+        queued: server.queued,
         healthy: server.healthy,
         breakerState: server.breaker.state,
         ejections: server.breaker.ejections,

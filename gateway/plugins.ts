@@ -123,7 +123,7 @@ export async function buildPluginChain(
   gateway: Gateway,
   options: BuildPluginsOptions = {},
 ): Promise<PluginChain> {
-  const context = pluginContextOf(gateway);
+  const context = pluginContextOf(gateway, gateway.workers);
   const old = new Map((options.previous?.entries ?? []).map((entry) => [entry.key, entry]));
   const entries: PluginEntry[] = [];
   const created: PluginEntry[] = [];

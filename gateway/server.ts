@@ -107,7 +107,14 @@ export async function handleRequest(
       return await handleInference(gateway, { request, path, requestId });
     }
     if (path === "/v1/models") return json(modelList(gateway), 200, requestId);
-    if (path === "/health") return json({ status: "ok" }, 200, requestId);
+    if (path === "/health") {
+      const health = json({ status: "ok" }, 200, requestId);
+      // With several workers, which one answered (tests and operators pin connections by it).
+      if (gateway.workerId !== undefined) {
+        health.headers.set("x-llmstream-worker", String(gateway.workerId));
+      }
+      return health;
+    }
     if (gateway.draining) return json({ status: "draining" }, 503, requestId);
     const missing = gateway.modelsWithoutServers();
     return missing.length === 0
@@ -127,6 +134,8 @@ export interface StartOptions extends HandleOptions {
   hostname?: string;
   /** Port (default 8000; 0 picks a free one). */
   port?: number;
+  /** Share the port with other listeners (workers); needs `--unstable-net` (see `deno.json`). */
+  reusePort?: boolean;
 }
 
 /** A listening gateway. */
@@ -158,6 +167,7 @@ export function startGateway(gateway: Gateway, options: StartOptions = {}): Runn
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
+    ...(options.reusePort && { reusePort: true }),
     onListen() {},
   }, (request, info) => handleRequest(gateway, request, { routes, info }));
   const host = server.addr.hostname.includes(":")

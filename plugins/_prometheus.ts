@@ -77,6 +77,16 @@ export function writeSample(
   );
 }
 
+/** A histogram's observations, as passed between workers. */
+export interface HistogramState {
+  /** Per-bucket (not cumulative) counts, `+Inf` last. */
+  readonly counts: readonly number[];
+  /** Sum of the observations. */
+  readonly sum: number;
+  /** Observations. */
+  readonly count: number;
+}
+
 /**
  * A histogram with fixed upper bounds. `observe` is a short scan and two additions; buckets are
  * made cumulative only when rendered.
@@ -126,6 +136,24 @@ export class Histogram {
     this.#counts[i]!++;
     this.#sum += value;
     this.#count++;
+  }
+
+  /** The counts, sum and count, to add into another worker's histogram. */
+  state(): HistogramState {
+    return { counts: [...this.#counts], sum: this.#sum, count: this.#count };
+  }
+
+  /**
+   * Adds another histogram's observations (of the same bounds) to this one.
+   *
+   * @param state What {@link Histogram.state} returned.
+   */
+  add(state: HistogramState): void {
+    state.counts.forEach((count, i) => {
+      if (i < this.#counts.length) this.#counts[i]! += count;
+    });
+    this.#sum += state.sum;
+    this.#count += state.count;
   }
 
   /**

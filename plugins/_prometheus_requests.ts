@@ -11,7 +11,13 @@
  * @module
  */
 import type { PluginOutcome, PluginRequest } from "./types.ts";
-import { Histogram, labelList, writeFamily, writeSample } from "./_prometheus.ts";
+import {
+  Histogram,
+  type HistogramState,
+  labelList,
+  writeFamily,
+  writeSample,
+} from "./_prometheus.ts";
 
 /** The label value of a model or server that is not configured. */
 export const UNKNOWN = "unknown";
@@ -126,6 +132,22 @@ class ModelSeries {
   }
 }
 
+/** One model's per-request series as passed between workers. */
+export interface SeriesSnapshot {
+  /** The model label. */
+  readonly model: string;
+  /** Prompt tokens. */
+  readonly prompt: number;
+  /** Completion tokens. */
+  readonly completion: number;
+  /** Duration, time to first token and overhead. */
+  readonly histograms: readonly [HistogramState, HistogramState, HistogramState];
+  /** Request counts by server (`null`: none), keyed as {@link RequestMetrics} keys them. */
+  readonly requests: readonly (readonly [string | null, readonly (readonly [number, number])[]])[];
+  /** Retries by server. */
+  readonly retries: readonly (readonly [string, number])[];
+}
+
 /** Options of {@link RequestMetrics}. */
 export interface RequestMetricsOptions {
   /** Whether a URL is a configured server (retry entries naming others count as `unknown`). */
@@ -181,6 +203,41 @@ export class RequestMetrics {
       const end = entry.indexOf(": ");
       const url = end < 0 ? entry : entry.slice(0, end);
       series.retry(this.#isServer(url) ? url : UNKNOWN);
+    }
+  }
+
+  /** Every series' counts, for another worker to add with {@link RequestMetrics.absorb}. */
+  snapshot(): SeriesSnapshot[] {
+    return [...this.#models.values()].map((series) => ({
+      model: series.model,
+      prompt: series.promptTokens,
+      completion: series.completionTokens,
+      histograms: [series.duration.state(), series.ttft.state(), series.overhead.state()],
+      requests: [...series.requests].map(([server, cells]) => [server, [...cells.counts]]),
+      retries: [...series.retries].map(([server, cell]) => [server, cell.count]),
+    }));
+  }
+
+  /**
+   * Adds another worker's counts to these.
+   *
+   * @param snapshots What {@link RequestMetrics.snapshot} returned there.
+   */
+  absorb(snapshots: readonly SeriesSnapshot[]): void {
+    for (const snapshot of snapshots) {
+      const series = this.#series(snapshot.model);
+      series.promptTokens += snapshot.prompt;
+      series.completionTokens += snapshot.completion;
+      series.duration.add(snapshot.histograms[0]);
+      series.ttft.add(snapshot.histograms[1]);
+      series.overhead.add(snapshot.histograms[2]);
+      for (const [server, counts] of snapshot.requests) {
+        const cells = series.cells(server).counts;
+        for (const [key, count] of counts) cells.set(key, (cells.get(key) ?? 0) + count);
+      }
+      for (const [server, count] of snapshot.retries) {
+        for (let i = 0; i < count; i++) series.retry(server);
+      }
     }
   }
 

@@ -29,7 +29,7 @@ import { HttpError } from "../common/errors.ts";
 import type { Plugin, PluginContext, PluginOptions } from "./types.ts";
 import { PROMETHEUS_CONTENT_TYPE, writeFamily, writeSample } from "./_prometheus.ts";
 import { writeFleet } from "./_prometheus_fleet.ts";
-import { RequestMetrics } from "./_prometheus_requests.ts";
+import { RequestMetrics, type SeriesSnapshot } from "./_prometheus_requests.ts";
 
 const optionsSchema = z.strictObject({
   path: z.string().regex(/^\/[\x21-\x7e]*$/, "must start with / and hold no spaces")
@@ -64,13 +64,27 @@ export default function createMetrics(options: PluginOptions): Plugin {
     reloads.at = Date.now();
   });
   const expected = settings.token === undefined ? undefined : `Bearer ${settings.token}`;
+  const workers = context.workers;
+  // With several workers, a scrape sums every worker's counts: each request is counted once.
+  const unserve = workers?.serve("metrics.requests", () => requests.snapshot());
+  const allRequests = async (): Promise<RequestMetrics> => {
+    if (workers === undefined) return requests;
+    const merged = new RequestMetrics({
+      isServer: (url) => context.hasServer(url),
+      tokens: settings.tokens,
+    });
+    for (const answer of await workers.gather("metrics.requests")) {
+      merged.absorb(answer as SeriesSnapshot[]);
+    }
+    return merged;
+  };
   return {
     wantsUsage: settings.tokens,
     onResponse(request, outcome) {
       requests.record(request, outcome);
     },
     routes(route) {
-      if (route.path !== settings.path) return Promise.resolve(undefined);
+      if (route.path !== settings.path) return undefined;
       const method = route.request.method;
       if (method !== "GET" && method !== "HEAD") {
         throw new HttpError(
@@ -91,15 +105,15 @@ export default function createMetrics(options: PluginOptions): Plugin {
           headers: { "www-authenticate": "Bearer" },
         });
       }
-      const body = render(context, requests, reloads);
-      return Promise.resolve(
-        new Response(method === "HEAD" ? null : body, {
+      return allRequests().then((counted) =>
+        new Response(method === "HEAD" ? null : render(context, counted, reloads), {
           headers: { "content-type": PROMETHEUS_CONTENT_TYPE, "cache-control": "no-store" },
-        }),
+        })
       );
     },
     close() {
       unsubscribe();
+      unserve?.();
     },
   };
 }

@@ -26,7 +26,7 @@ import { getLogger } from "@logtape/logtape";
 import { hexPrefix, sha256 } from "../common/digest.ts";
 import { errorResponse, HttpError } from "../common/errors.ts";
 import type { Plugin, PluginOptions, PluginRequest } from "./types.ts";
-import { MemoryStore } from "./_rate_limit_memory.ts";
+import { MemoryStore, SHARED_STORE_BYTES, SharedMemoryStore } from "./_rate_limit_memory.ts";
 import { hasLimits, limitsFor, parseRateLimitOptions, setsLimit } from "./_rate_limit_options.ts";
 import {
   type Admission,
@@ -67,7 +67,7 @@ export default async function createRateLimit(options: PluginOptions): Promise<P
       timeoutMs: settings.redis_timeout * 1000,
       onError: settings.on_store_error,
     })
-    : new MemoryStore();
+    : sharedStore(options) ?? new MemoryStore();
   const usesTokens = setsLimit(settings, "tokens_per_minute");
   if (usesTokens && !options.context.addsStreamUsage()) {
     logger.info(
@@ -128,6 +128,19 @@ export default async function createRateLimit(options: PluginOptions): Promise<P
       return store.close();
     },
   };
+}
+
+/** With several workers, the memory store every worker shares. */
+function sharedStore(options: PluginOptions): SharedMemoryStore | undefined {
+  const memory = options.context.workers?.sharedMemory("rate_limit");
+  if (memory === undefined || memory.byteLength < SHARED_STORE_BYTES) return undefined;
+  return new SharedMemoryStore(memory, {
+    onFull: () =>
+      logger.warn(
+        "The shared rate limit table is full of live keys: new keys are not limited until " +
+          "some go quiet (use store: redis for this many keys)",
+      ),
+  });
 }
 
 /** The caller's key: auth's key name (or hash), a hashed header, or `anonymous`. */

@@ -187,10 +187,43 @@ export interface FleetRoute {
 }
 
 /**
+ * What a plugin shares with its twins in the gateway's other workers, when several run (`workers`
+ * in the spec, `--workers`): memory every worker sees, and answers gathered from every worker.
+ */
+export interface WorkerPeers {
+  /** How many workers serve. */
+  readonly count: number;
+  /**
+   * A buffer every worker sees, made by the control plane before the workers start.
+   *
+   * @param name `rate_limit` (the rate limiter's counters).
+   * @returns The buffer, or `undefined` for an unknown name.
+   */
+  sharedMemory(name: string): SharedArrayBuffer | undefined;
+  /**
+   * Registers this worker's answer to {@link WorkerPeers.gather} of a topic (the last one wins).
+   *
+   * @param topic A name, e.g. `metrics.requests`.
+   * @param answer Returns a structured-cloneable value.
+   * @returns A function that unregisters it.
+   */
+  serve(topic: string, answer: () => unknown): () => void;
+  /**
+   * Asks every worker, this one included, for its answer to a topic.
+   *
+   * @param topic The topic.
+   * @returns The answers of the workers that serve it.
+   */
+  gather(topic: string): Promise<unknown[]>;
+}
+
+/**
  * What a plugin may read of the running gateway: the fleet's servers and routes, read fresh on
  * each call, and config changes. Nothing here changes the gateway.
  */
 export interface PluginContext {
+  /** The gateway's other workers, when several serve (absent with one). */
+  readonly workers?: WorkerPeers;
   /** Scrape intervals after which a server's metrics are stale. */
   readonly staleIntervals: number;
   /**

@@ -29,11 +29,18 @@ export interface PromptBlocks {
    * every turn of one conversation, so it names the conversation across gateway replicas.
    */
   readonly root: number;
+  /** Bytes of that root (for a chat: its first turn's prompt). */
+  readonly rootBytes: number;
   /**
    * Bytes before the last user message when the chat has an earlier answer in it (a later turn
    * of a conversation: what an earlier turn left in some server's cache), else 0.
    */
   readonly historyBytes: number;
+  /**
+   * Bytes before the last assistant message when {@link PromptBlocks.historyBytes} is set: the
+   * previous turn's prompt, which whoever routed that turn has a record of.
+   */
+  readonly previousBytes: number;
 }
 
 /** Options of {@link promptBlocks}. */
@@ -70,6 +77,8 @@ export function promptBlocks(
   const writer = new Writer();
   let rootEnd = -1;
   let historyBytes = 0;
+  let previousBytes = 0;
+  let answerAt = 0;
   const messages = body["messages"];
   if (Array.isArray(messages)) {
     if (body["tools"] !== undefined) writer.text(JSON.stringify(body["tools"]));
@@ -78,8 +87,13 @@ export function promptBlocks(
     for (const message of messages) {
       if (typeof message !== "object" || message === null) continue;
       const { role, content, ...rest } = message as Record<string, unknown>;
-      if (role === "assistant") seenAnswer = true;
-      else if (role === "user" && seenAnswer) historyBytes = writer.length;
+      if (role === "assistant") {
+        seenAnswer = true;
+        answerAt = writer.length;
+      } else if (role === "user" && seenAnswer) {
+        historyBytes = writer.length;
+        previousBytes = answerAt;
+      }
       writer.text(`${SEP}${typeof role === "string" ? role : ""}${SEP}`);
       writeContent(writer, content);
       for (const key of ["name", "tool_call_id", "tool_calls"]) {
@@ -99,7 +113,9 @@ export function promptBlocks(
     hashes: chainHashes(buffer, length, options.blockBytes),
     bytes: length,
     root: hashRange(buffer, rootEnd),
+    rootBytes: rootEnd,
     historyBytes,
+    previousBytes,
   };
 }
 

@@ -14,27 +14,30 @@
  *     miss   = prompt_tokens - cached_tokens            (what the server would still prefill)
  *     cost   = ((1 + load) * load_tokens + miss) / speed
  *
- * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server). So a long cached
+ * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server), then rounded to
+ * steps of a third of a doubling so that learning noise does not set equal servers apart. So a long cached
  * prefix wins unless its server carries `miss difference / load_tokens` more load than another,
  * and a slow server must save proportionally more prefill to win. A saturated server (KV usage at
  * or above `saturated_kv`, or `waiting` at or above `saturated_queue`) costs a million times more.
  *
  * Servers are ranked by rendezvous hashing of the request's affinity key: by default the
  * conversation's root (system messages and the first user message, or the first `root_bytes` of a
- * prompt), else the session header or the body's `user`. The first-ranked server, the key's home,
- * wins while its cost is within `affinity_tokens` of the lowest; otherwise the first-ranked of the
- * servers within `balance_tolerance` (relative) plus `balance_tokens` of the lowest wins. Every
- * gateway replica ranks the same way and sees about the same loads, so a conversation goes to the
- * same server from every replica with no shared state; a later turn that a replica has no record
- * of credits the home with the conversation's history. When nothing is cached anywhere, traffic
- * spreads like a least-loaded choice among near-equals.
+ * prompt), else the session header or the body's `user`. The first server in that ranking whose
+ * cost is within `affinity_tokens` of the lowest wins. Every gateway replica ranks alike and sees
+ * about the same loads, so replicas agree with no shared state; when nothing is cached anywhere,
+ * traffic spreads like a least-loaded choice among near-equals.
+ *
+ * A later turn of a chat (its history holds an answer) is credited to the server that has its
+ * history: the one this gateway sent the previous turn to (whose answer the server cached too), or,
+ * when another replica routed that turn, the server every replica would have sent the first turn to
+ * at no load (the first in the ranking whose prefill of that turn, at its speed, is within
+ * `affinity_tokens` of the fastest).
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
  * list loses its entries.
  *
  * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
- * `load_tokens` (32), `queue_weight` (16), `balance_tolerance` (0.02), `balance_tokens` (64),
- * `affinity_tokens` (256),
+ * `load_tokens` (32), `queue_weight` (16), `affinity_tokens` (256),
  * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
  * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
  * `session_user` (false: use the body's `user` as the affinity key when set).
@@ -124,12 +127,8 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     return Math.max(1, Math.min(blocks, Math.floor(settings.maxBlocks / serverCount)));
   }
 
-  function cost(
-    server: ServerView,
-    cachedBytes: number,
-    context: { blocks: PromptBlocks; speed: number; now: number },
-  ): number {
-    const miss = Math.max(0, context.blocks.bytes - cachedBytes) / settings.bytesPerToken;
+  /** The load part of a server's cost: `(1 + load) * load_tokens / speed`. */
+  function loadCost(server: ServerView, speed: number, context: { now: number }): number {
     const metrics = server.metrics;
     let load = server.inFlight;
     let saturated = false;
@@ -142,22 +141,49 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       saturated = (metrics.kvUsage ?? 0) >= settings.saturatedKv ||
         metrics.waiting >= settings.saturatedQueue;
     }
-    const value = ((1 + load) * settings.loadTokens + miss) / context.speed;
+    const value = (1 + load) * settings.loadTokens / speed;
     return saturated ? value * SATURATED : value;
   }
 
-  /** The candidate ranked first for a key by rendezvous hashing. */
-  function owner(servers: readonly ServerView[], key: number): ServerView | undefined {
-    let top = -1;
-    let chosen: ServerView | undefined;
-    for (const server of servers) {
-      const rank = rendezvous(key, urlHash(server.url));
-      if (rank > top) {
-        top = rank;
-        chosen = server;
+  /** Prefill tokens a server would still compute for the prompt. */
+  function missTokens(blocks: PromptBlocks, cachedBytes: number): number {
+    return Math.max(0, blocks.bytes - cachedBytes) / settings.bytesPerToken;
+  }
+
+  /** Server positions by rendezvous rank for a key, first first. */
+  function rank(servers: readonly ServerView[], key: number): number[] {
+    const scores = servers.map((server) => rendezvous(key, urlHash(server.url)));
+    return servers.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  }
+
+  /**
+   * Credits a later turn's history to the server that has it: the one this gateway sent the
+   * previous turn to (its record covers that turn's prompt, and the answer is cached too), else,
+   * when another replica routed the previous turn, the conversation's home: the first server in
+   * its ranking, where every replica sends it unless the home is too busy.
+   */
+  function creditHistory(
+    servers: readonly ServerView[],
+    turn: { cached: number[]; ranked: number[]; speeds: number[]; blocks: PromptBlocks },
+  ): void {
+    const { cached, blocks } = turn;
+    const previous = Math.floor(blocks.previousBytes / settings.blockBytes) * settings.blockBytes;
+    let known = false;
+    for (let i = 0; i < servers.length; i++) {
+      if (previous > 0 && cached[i]! >= previous) {
+        cached[i] = Math.max(cached[i]!, blocks.historyBytes);
+        known = true;
       }
     }
-    return chosen;
+    if (known) return;
+    // Where the first turn went, as every replica would have chosen it with no load: the first
+    // in the ranking whose first-turn prefill, at its speed, is within affinity_tokens of the best.
+    const first = turn.speeds.map((speed) =>
+      (settings.loadTokens + blocks.rootBytes / settings.bytesPerToken) / speed
+    );
+    const best = Math.min(...first);
+    const home = turn.ranked.find((i) => first[i]! <= best + settings.affinityTokens)!;
+    cached[home] = Math.max(cached[home]!, blocks.historyBytes);
   }
 
   return {
@@ -170,34 +196,20 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const cached = servers.map((server) =>
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
+      const context = { blocks, now };
+      const speedOf = servers.map((server) => coarse(speeds.get(server.url) ?? 1));
+      const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, context));
+      const ranked = rank(servers, key);
       if (blocks.historyBytes > 0) {
-        let known = false;
-        for (let i = 0; i < cached.length; i++) {
-          // A server that got the previous turn's prompt also cached its answer (the index
-          // records prompts only): the whole history is there.
-          if (cached[i]! >= blocks.historyBytes / 2) {
-            cached[i] = Math.max(cached[i]!, blocks.historyBytes);
-            known = true;
-          }
-        }
-        // A later turn this gateway has no record of (another replica routed the earlier turns):
-        // its history is probably where every replica sends the conversation.
-        if (!known) {
-          const home = servers.indexOf(owner(servers, key)!);
-          cached[home] = Math.max(cached[home]!, blocks.historyBytes);
-        }
+        creditHistory(servers, { cached, ranked, speeds: speedOf, blocks });
       }
-      const costs = servers.map((server, i) =>
-        cost(server, cached[i]!, { blocks, speed: speeds.get(server.url) ?? 1, now })
-      );
+      const costs = servers.map((_, i) => loads[i]! + missTokens(blocks, cached[i]!) / speedOf[i]!);
       let best = Infinity;
       for (const value of costs) if (value < best) best = value;
-      // The conversation's home wins while it is within affinity_tokens of the best, so every
-      // replica (which sees about the same loads) sends the conversation there.
-      const home = owner(servers, key)!;
-      if (costs[servers.indexOf(home)]! <= best + settings.affinityTokens) return home;
-      const limit = best * (1 + settings.balanceTolerance) + settings.balanceTokens;
-      return owner(servers.filter((_, i) => costs[i]! <= limit), key);
+      // The first server in the affinity key's ranking within affinity_tokens of the best:
+      // every replica ranks alike and sees about the same loads, so they agree.
+      for (const i of ranked) if (costs[i]! <= best + settings.affinityTokens) return servers[i];
+      return undefined;
     },
     onStart(server: ServerView, request: RequestFacts): void {
       const { blocks } = promptOf(request);
@@ -219,6 +231,14 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   };
 }
 
+/**
+ * A learned speed on a coarse grid (steps of a third of a doubling: 1, 0.79, 0.63, 0.5, ...), so
+ * that the noise of learning does not tell equal servers apart, nor two replicas apart.
+ */
+function coarse(speed: number): number {
+  return 2 ** (Math.round(Math.log2(speed) * 3) / 3);
+}
+
 /** The rendezvous (highest random weight) score of a server for a key. */
 function rendezvous(key: number, server: number): number {
   let h = Math.imul(key ^ server, 0x9e3779b1);
@@ -236,8 +256,6 @@ const schema = z.strictObject({
   bytes_per_token: positive.default(4),
   load_tokens: nonNegative.default(32),
   queue_weight: nonNegative.default(16),
-  balance_tolerance: nonNegative.default(0.02),
-  balance_tokens: nonNegative.default(64),
   affinity_tokens: nonNegative.default(256),
   cache_tokens: positive.default(262_144),
   max_blocks: z.number().int().positive().default(262_144),
@@ -260,10 +278,6 @@ interface CacheAwareSettings {
   readonly loadTokens: number;
   /** Running requests one waiting request counts as. */
   readonly queueWeight: number;
-  /** Share above the lowest cost within which servers count as equal. */
-  readonly balanceTolerance: number;
-  /** Tokens above the lowest cost within which servers count as equal. */
-  readonly balanceTokens: number;
   /** Tokens above the lowest cost within which the affinity key's home server still wins. */
   readonly affinityTokens: number;
   /** A server's cache size in tokens when its engine does not report one. */
@@ -307,8 +321,6 @@ function readCacheAwareOptions(raw: Readonly<Record<string, unknown>>): CacheAwa
     bytesPerToken: o.bytes_per_token,
     loadTokens: o.load_tokens,
     queueWeight: o.queue_weight,
-    balanceTolerance: o.balance_tolerance,
-    balanceTokens: o.balance_tokens,
     affinityTokens: o.affinity_tokens,
     cacheTokens: o.cache_tokens,
     maxBlocks: o.max_blocks,

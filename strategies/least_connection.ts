@@ -12,15 +12,18 @@ import type { ServerView, Strategy, StrategyOptions } from "./types.ts";
 /**
  * Creates a least-connection strategy.
  *
- * @param _options Unused.
+ * @param options `shared` cells hold the tie-break position when several workers run.
  * @returns The strategy.
  */
-export default function createLeastConnection(_options: StrategyOptions): Strategy {
+export default function createLeastConnection(options: StrategyOptions): Strategy {
+  // With several workers the tie-break position is shared (picks run under the route's lock).
+  const shared = options.shared;
   let start = 0;
   return {
     pick(servers: readonly ServerView[]): ServerView | undefined {
       const count = servers.length;
       if (count === 0) return undefined;
+      if (shared !== undefined) start = Atomics.load(shared, 0);
       if (start >= count) start = 0;
       let best = start;
       let bestLoad = Infinity;
@@ -34,6 +37,7 @@ export default function createLeastConnection(_options: StrategyOptions): Strate
         }
       }
       start = best + 1;
+      if (shared !== undefined) Atomics.store(shared, 0, start);
       return servers[best];
     },
   };

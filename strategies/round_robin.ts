@@ -8,10 +8,19 @@ import type { ServerView, Strategy, StrategyOptions } from "./types.ts";
 /**
  * Creates a round-robin strategy. The position survives config reloads while the strategy does.
  *
- * @param _options Unused.
+ * @param options `shared` cells hold the position when several workers run.
  * @returns The strategy.
  */
-export default function createRoundRobin(_options: StrategyOptions): Strategy {
+export default function createRoundRobin(options: StrategyOptions): Strategy {
+  const shared = options.shared;
+  if (shared !== undefined) {
+    // Several workers: one turn counter for all of them.
+    return {
+      pick(servers: readonly ServerView[]): ServerView | undefined {
+        return servers[(Atomics.add(shared, 0, 1) >>> 0) % servers.length];
+      },
+    };
+  }
   let next = 0;
   return {
     pick(servers: readonly ServerView[]): ServerView | undefined {

@@ -111,6 +111,13 @@ export interface StrategyOptions {
   readonly options: Readonly<Record<string, unknown>>;
   /** Seconds between metrics scrapes (`metrics_update_interval`). */
   readonly metricsInterval: number;
+  /**
+   * When the gateway runs several workers: 15 cells every worker's instance of this strategy
+   * shares (zero at first), for cursors that must hold across workers; use `Atomics` on them.
+   * Picks run under a lock shared by the workers, so a read-then-write of a cell is safe in
+   * `pick`. Absent with one worker.
+   */
+  readonly shared?: Int32Array;
 }
 
 /** The default export of a strategy file. */

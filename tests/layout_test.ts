@@ -11,6 +11,7 @@ const ROOT = new URL("../", import.meta.url);
 /** The product's folders, each above the ones it may import (see DEVELOPERS.md). */
 const LAYERS: readonly (readonly string[])[] = [
   ["main.ts"],
+  ["workers"],
   ["admin"],
   ["gateway"],
   ["fleet"],

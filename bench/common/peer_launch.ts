@@ -57,6 +57,8 @@ export interface LlmstreamArgs {
   level?: string;
   /** Extra `deno run` flags before the permissions (e.g. `--inspect=...`). */
   flags?: readonly string[];
+  /** Data-plane workers (default 1: one isolate, as every benchmark ran before workers). */
+  workers?: number;
 }
 
 /**
@@ -84,6 +86,8 @@ export function llmstreamArgs(repoDir: string, options: LlmstreamArgs): string[]
     String(options.port),
     "--log-level",
     options.level ?? "warning",
+    "--workers",
+    String(options.workers ?? 1),
   ];
 }
 

@@ -34,6 +34,10 @@ export interface PrefixSettings {
   warmup: number;
   /** Report file. */
   out: string;
+  /** Run only scenarios whose name contains one of these (all when empty). */
+  only: string[];
+  /** Run only contenders whose label contains one of these (all when empty). */
+  contenders: string[];
 }
 
 const HOMOGENEOUS = [1, 1, 1, 1];
@@ -150,7 +154,9 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
   }
   const results: ScenarioResult[] = [];
   try {
-    for (const scenario of scenarios(settings.quick)) {
+    const picked = (name: string, filters: string[]) =>
+      filters.length === 0 || filters.some((filter) => name.includes(filter));
+    for (const scenario of scenarios(settings.quick).filter((s) => picked(s.name, settings.only))) {
       const speed = scenario.fleet.speeds.reduce((sum, s) => sum + s, 0) / 4;
       const rate = Math.round(scenario.rate * speed * 10) / 10;
       const trace = scenario.trace({
@@ -164,7 +170,8 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
         .filter((c) =>
           !settings.quick || (c.replicas === 1 && c.strategy === "cache_aware") ||
           c.strategy === "real_time_metrics"
-        );
+        )
+        .filter((c) => picked(labelOf(c), settings.contenders));
       const rows = [];
       for (const [index, contender] of contenders.entries()) {
         console.error(`${scenario.name}: ${labelOf(contender)}...`);

@@ -16,6 +16,7 @@ import { type BenchConfig, type PeerResult, runScenarios } from "./scenarios.ts"
 const HELP = `Usage: deno task bench [options]
 
   --quick               Scenario (a) only, against direct, llmstream and nginx (< 2 minutes).
+  --scenarios LIST      Scenarios to run, e.g. a,c (default: all; a with --quick).
   --peers LIST          Comma-separated contenders (default: all): ${
   PEERS.map((p) => p.name).join(",")
 }
@@ -94,6 +95,7 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       quick: { type: "boolean", default: false },
+      scenarios: { type: "string" },
       peers: { type: "string" },
       out: { type: "string" },
       seconds: { type: "string" },
@@ -137,7 +139,7 @@ async function main(args: string[]): Promise<number> {
   if (!v["no-install"]) await install(cache, names, `${runDir}/install.log`);
 
   const config: BenchConfig = {
-    scenarios: v.quick ? ["a"] : ["a", "b", "c", "d", "e"],
+    scenarios: v.scenarios?.split(",") ?? (v.quick ? ["a"] : ["a", "b", "c", "d", "e"]),
     concurrency: Number(v.concurrency),
     seconds: Number(v.seconds ?? (v.quick ? 8 : 10)),
     warmupSeconds: 2,
@@ -219,7 +221,9 @@ async function main(args: string[]): Promise<number> {
       layout:
         `contender pinned to CPU ${PEER_CPUS}; load generator (wrk / Deno client), upstream ` +
         `(bench/common/upstream.ts) and this orchestrator pinned to CPU ${LOAD_CPUS} (taskset), the same ` +
-        "for every contender. Everything on 127.0.0.1.",
+        "for every contender, except llmstream-w1 and llmstream-w2 (`--workers 1` and `2`), " +
+        "which may use both CPUs and so share CPU 0 with the load generator and the upstream. " +
+        "Everything on 127.0.0.1.",
       started: new Date(Date.now() - (performance.now() - started)).toISOString(),
       seconds: (performance.now() - started) / 1000,
     },

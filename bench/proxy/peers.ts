@@ -38,9 +38,15 @@ const BENCH_KEY = "sk-bench-0123456789";
 /**
  * How LLMStream runs: `warning` (request lines off), `info` (the default level, a line per
  * request), `plugins` (info, with auth, rate_limit, metrics and logging, as an operator would run
- * it; limits high enough never to refuse).
+ * it; limits high enough never to refuse); `w1` and `w2`: warning level with `--workers 1` and
+ * `--workers 2`, both allowed every CPU (they share CPU 0 with the load generator and upstream),
+ * so the two rows compare one worker and two on the same CPUs. All other variants run
+ * `--workers 1` on the contender CPU.
  */
-export type LlmstreamVariant = "warning" | "info" | "plugins";
+export type LlmstreamVariant = "warning" | "info" | "plugins" | "w1" | "w2";
+
+/** CPUs the worker variants may use: all of this 2-CPU machine's. */
+const ALL_CPUS = "0,1";
 
 /**
  * LLMStream: `main.ts` as its own process with a generated spec.
@@ -88,10 +94,14 @@ export function llmstream(variant: LlmstreamVariant): Peer {
         "HEAD",
       ]);
       const dirty = await commandText(["git", "-C", context.repoDir, "status", "--porcelain"]);
-      const level = variant === "warning" ? "warning" : "info";
-      return launch(context, {
+      const level = variant === "info" || variant === "plugins" ? "info" : "warning";
+      const workers = variant === "w2" ? 2 : 1;
+      const pinned = variant === "w1" || variant === "w2"
+        ? { ...context, cpus: ALL_CPUS }
+        : context;
+      return launch(pinned, {
         name: `llmstream-${variant}`,
-        argv: llmstreamArgs(context.repoDir, { spec, port, level }),
+        argv: llmstreamArgs(context.repoDir, { spec, port, level, workers }),
         port,
       }, {
         version: `${commit}${dirty ? "+dirty" : ""}, deno ${Deno.version.deno}`,
@@ -273,6 +283,8 @@ general_settings:
 export const PEERS: readonly Peer[] = [
   direct,
   llmstream("warning"),
+  llmstream("w1"),
+  llmstream("w2"),
   nginx,
   vllmRouter,
   portkey,

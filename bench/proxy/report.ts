@@ -67,11 +67,13 @@ export function renderReport(
           "errors",
           "CPU busy %",
           "other CPU s",
+          "contender CPU s per 100k req",
           "LLMStream ÷ this",
         ],
         results.map((r) => {
           const t = r.throughput;
-          if (r.status !== "ok") return failedRow(r, 8);
+          if (r.status !== "ok") return failedRow(r, 9);
+          const requests = t === undefined ? 0 : t.rps * config.seconds;
           return [
             r.name,
             num(t?.rps, 0),
@@ -80,6 +82,7 @@ export function renderReport(
             num(t?.errors, 0),
             busy(t?.cpuBusy),
             num(t?.foreignCpuS, 1),
+            t?.cpuS === undefined || requests === 0 ? "–" : num(t.cpuS / requests * 100_000, 1),
             ratio(ours?.throughput?.rps, t?.rps),
           ];
         }),

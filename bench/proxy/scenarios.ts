@@ -64,6 +64,8 @@ export interface ThroughputResult extends WrkResult {
   cpuBusy: number[];
   /** CPU seconds other processes of the machine used during the run. */
   foreignCpuS: number;
+  /** CPU seconds the contender (all its threads and children) used during the run. */
+  cpuS?: number;
 }
 
 /** (c) with the contender's costs. */
@@ -153,11 +155,14 @@ async function measured(
 ): Promise<ThroughputResult> {
   const ticks = cpuTicks();
   const snapshot = cpuSnapshot();
+  const pid = peer.process?.pid;
+  const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
   const result = await run();
   return {
     ...result,
     cpuBusy: busyPercent(ticks, cpuTicks()),
     foreignCpuS: foreignCpuSeconds(snapshot, roots(config, peer)),
+    ...(pid !== undefined && { cpuS: cpuSeconds(pid) - cpuBefore }),
   };
 }
 

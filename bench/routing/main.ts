@@ -5,7 +5,9 @@
  *
  * Run: `deno task bench:routing [--quick] [--suite load|prefix|all]`: `load` is this file's suite,
  * `prefix` the prefix-cache comparison with the vLLM router (`bench/prefix/main.ts`), `all` (the
- * default) both. Other flags: `--interval S` (`metrics_update_interval`,
+ * default) both. `--prefix-only chat,control` and `--prefix-contenders "cache_aware"` run part of
+ * the prefix suite (into `routing-prefix-partial.md`); `--prefix-seconds` and `--prefix-warmup` set
+ * its lengths. Other flags: `--interval S` (`metrics_update_interval`,
  * 0.1), `--seconds S` (measured, 15; quick 6), `--warmup S` (5; quick 4), `--drain S` (8; quick 3),
  * `--parallel N` (runs at once, 3), `--seed N`, `--out FILE`, `--strategies a,b` (default all; a
  * variant with options is `name{"power":3}`), `--rtm-options JSON` (extra real_time_metrics
@@ -64,6 +66,10 @@ export interface BenchSettings {
   prefixSeconds: number;
   /** Warm-up seconds per run of the prefix suite. */
   prefixWarmup: number;
+  /** Prefix scenarios to run (substrings of their names; all when empty). */
+  prefixOnly: string[];
+  /** Prefix contenders to run (substrings of their labels; all when empty). */
+  prefixContenders: string[];
 }
 
 /**
@@ -89,6 +95,8 @@ export function readSettings(args: string[]): BenchSettings {
       suite: { type: "string", default: "all" },
       "prefix-seconds": { type: "string" },
       "prefix-warmup": { type: "string" },
+      "prefix-only": { type: "string", default: "" },
+      "prefix-contenders": { type: "string", default: "" },
     },
   });
   const quick = values.quick;
@@ -117,6 +125,8 @@ export function readSettings(args: string[]): BenchSettings {
     suite: values.suite as BenchSettings["suite"],
     prefixSeconds: number("prefix-seconds", values["prefix-seconds"] ?? (quick ? "10" : "20")),
     prefixWarmup: number("prefix-warmup", values["prefix-warmup"] ?? (quick ? "6" : "10")),
+    prefixOnly: values["prefix-only"].split(",").filter(Boolean),
+    prefixContenders: values["prefix-contenders"].split(",").filter(Boolean),
   };
 }
 
@@ -164,7 +174,11 @@ async function main(): Promise<void> {
         interval: 0.5,
         seconds: settings.prefixSeconds,
         warmup: settings.prefixWarmup,
-        out: decodeURIComponent(out.pathname),
+        out: settings.prefixOnly.length + settings.prefixContenders.length > 0
+          ? `${decodeURIComponent(out.pathname).replace(/\.md$/, "")}-partial.md`
+          : decodeURIComponent(out.pathname),
+        only: settings.prefixOnly,
+        contenders: settings.prefixContenders,
       }),
     );
     console.log(`Written to ${decodeURIComponent(out.pathname)}`);

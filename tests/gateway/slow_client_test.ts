@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { Peer } from "../support/raw_server.ts";
-import { RawClient } from "../support/raw_client.ts";
+import { PacedClient } from "../support/paced_client.ts";
 import { chatBody, GOOD, postChat, withRawGateway } from "../support/raw_gateway.ts";
 
 /** SSE events of 32 KiB each: ~12.5 MiB a stream, more than every socket buffer on the way. */
@@ -42,7 +42,7 @@ Deno.test("five clients pausing longer than timeouts.idle do not eject a healthy
   const progress = { finished: 0 };
   await withRawGateway(streamingServer(progress), async ({ stack, chat }) => {
     const clients = await Promise.all(
-      Array.from({ length: 5 }, () => RawClient.post(chat, chatBody({ stream: true }))),
+      Array.from({ length: 5 }, () => PacedClient.post(chat, chatBody({ stream: true }))),
     );
     for (const client of clients) {
       assert.equal(await client.status(), 200);
@@ -75,7 +75,7 @@ Deno.test("five clients pausing longer than timeouts.idle do not eject a healthy
 Deno.test("a client that stops reading past timeouts.client_idle is cut as client_slow", async () => {
   const progress = { finished: 0 };
   await withRawGateway(streamingServer(progress), async ({ stack, chat }) => {
-    const client = await RawClient.post(chat, chatBody({ stream: true }));
+    const client = await PacedClient.post(chat, chatBody({ stream: true }));
     assert.equal(await client.status(), 200);
     assert.ok(await client.readUntil('"}\n\n'));
     // The client reads no more; the gateway cuts it once client_idle passes with nothing taken.

@@ -88,7 +88,8 @@ interface Main {
 async function startMain(spec: string): Promise<Main> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--config", CONFIG, "-A", MAIN, "--config", spec, "--host", "127.0.0.1"]
-      .concat(["--port", "0"]),
+      // One worker: the log lines counted below are one Redis client's (each worker has one).
+      .concat(["--port", "0", "--workers", "1"]),
     stdout: "piped",
     stderr: "null",
     stdin: "null",

@@ -188,6 +188,7 @@ Deno.test("prefix hit rate is a delta of counters between two scrapes", () => {
     waiting: 3,
     kvUsage: 0.375,
     prefixHitRate: 0.6,
+    prefixQueries: 700,
     scrapedAt: 42,
   });
   // No previous reading, or no queries in between: no rate.

@@ -108,6 +108,7 @@ Deno.test("scraper scrapes every interval (fractions allowed) and reports readin
       running: 3,
       waiting: 1,
       kvUsage: 0.25,
+      prefixQueries: 10,
       scrapedAt: last.at,
     });
   } finally {

@@ -1,71 +1,90 @@
 /**
- * Test helper: a client on a raw socket that reads only when told, to be exactly as slow as a
- * test needs (a `fetch` body buffers ahead).
+ * Test helper: one HTTP/1.1 keep-alive connection, held open, so a test knows which of the
+ * gateway's workers (which share the port) answers each request sent on it. Bodies are read whole
+ * (`Content-Length` or chunked); one request at a time.
  *
  * @module
  */
-import { ChunkedDecoder } from "../../upstream/http1_chunked.ts";
 
-/** One request over its own connection. */
-export class RawClient {
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** An answer read off the connection. */
+export interface RawAnswer {
+  /** Status. */
+  readonly status: number;
+  /** Headers, names lower-cased. */
+  readonly headers: Headers;
+  /** The body (chunked bodies de-chunked). */
+  readonly body: string;
+}
+
+/** One kept-alive connection. */
+export class RawConnection {
   readonly #conn: Deno.TcpConn;
-  #head = "";
-  #pending = new Uint8Array(0);
-  readonly #decoder = new ChunkedDecoder();
-  /** Body bytes read so far (de-chunked), as text. */
-  body = "";
-  /** Whether the response ended (last chunk, or the connection closed). */
-  ended = false;
+  #buffered = new Uint8Array(0);
+  /** The worker that answered `/health` on this connection. */
+  worker = "";
 
   private constructor(conn: Deno.TcpConn) {
     this.#conn = conn;
   }
 
   /**
-   * Connects and sends a POST with a JSON body.
+   * Connects and asks `/health` which worker holds the connection.
    *
-   * @param url The full URL.
-   * @param body The JSON text.
-   * @returns The client, with the request sent.
+   * @param url The gateway's base URL.
+   * @returns The connection.
    */
-  static async post(url: string, body: string): Promise<RawClient> {
-    const target = new URL(url);
-    const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
-    const bytes = new TextEncoder().encode(body);
-    const head = `POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${bytes.length}\r\n\r\n`;
-    await conn.write(new TextEncoder().encode(head));
-    await conn.write(bytes);
-    return new RawClient(conn);
-  }
-
-  /** The response status (reads the head first if needed). */
-  async status(): Promise<number> {
-    while (!this.#head.includes("\r\n\r\n")) {
-      if (!(await this.#read())) break;
-    }
-    return Number(this.#head.slice(9, 12));
+  static async open(url: string): Promise<RawConnection> {
+    const { hostname, port } = new URL(url);
+    const connection = new RawConnection(await Deno.connect({ hostname, port: Number(port) }));
+    const health = await connection.request("GET", "/health");
+    connection.worker = health.headers.get("x-llmstream-worker") ?? "";
+    return connection;
   }
 
   /**
-   * Reads until the body holds `text` or the response ends.
+   * Sends a request and reads its answer whole.
    *
-   * @param text What to wait for.
-   * @returns Whether it arrived.
+   * @param method Method.
+   * @param path Path.
+   * @param body A JSON body, if any.
+   * @param headers Extra headers.
+   * @returns The answer.
    */
-  async readUntil(text: string): Promise<boolean> {
-    await this.status();
-    while (!this.body.includes(text)) {
-      if (this.ended || !(await this.#read())) return this.body.includes(text);
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<RawAnswer> {
+    const payload = body === undefined ? "" : JSON.stringify(body);
+    const lines = [`${method} ${path} HTTP/1.1`, "host: localhost"];
+    if (body !== undefined) lines.push("content-type: application/json");
+    lines.push(`content-length: ${encoder.encode(payload).byteLength}`);
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    await this.#conn.write(encoder.encode(`${lines.join("\r\n")}\r\n\r\n${payload}`));
+    const head = decoder.decode(await this.#until(encoder.encode("\r\n\r\n")));
+    const [statusLine, ...fields] = head.split("\r\n");
+    const status = Number(statusLine!.split(" ")[1]);
+    const answerHeaders = new Headers();
+    for (const field of fields) {
+      const colon = field.indexOf(":");
+      if (colon > 0) answerHeaders.append(field.slice(0, colon), field.slice(colon + 1).trim());
     }
-    return true;
-  }
-
-  /** Reads to the end of the response (or until the connection closes). */
-  async readAll(): Promise<string> {
-    await this.status();
-    while (!this.ended && await this.#read());
-    return this.body;
+    let text = "";
+    if (answerHeaders.get("transfer-encoding")?.includes("chunked")) {
+      for (;;) {
+        const size = parseInt(decoder.decode(await this.#until(encoder.encode("\r\n"))), 16);
+        const chunk = await this.#take(size + 2);
+        if (size === 0) break;
+        text += decoder.decode(chunk.subarray(0, size));
+      }
+    } else {
+      text = decoder.decode(await this.#take(Number(answerHeaders.get("content-length") ?? 0)));
+    }
+    return { status, headers: answerHeaders, body: text };
   }
 
   /** Closes the connection. */
@@ -73,36 +92,72 @@ export class RawClient {
     try {
       this.#conn.close();
     } catch {
-      // Closed already.
+      // Already closed.
     }
   }
 
-  async #read(): Promise<boolean> {
-    const buffer = new Uint8Array(256 * 1024);
-    const n = await this.#conn.read(buffer).catch(() => null);
-    if (n === null) {
-      this.ended = true;
-      return false;
-    }
-    let bytes = buffer.subarray(0, n);
-    if (!this.#head.includes("\r\n\r\n")) {
-      const text = String.fromCharCode(...bytes.subarray(0, Math.min(n, 4096)));
-      const end = (this.#head + text).indexOf("\r\n\r\n");
-      if (end < 0) {
-        this.#head += text;
-        return true;
-      }
-      const fromHead = end + 4 - this.#head.length;
-      this.#head = this.#head + text.slice(0, fromHead);
-      bytes = bytes.subarray(fromHead);
-    }
-    const input = new Uint8Array(this.#pending.length + bytes.length);
-    input.set(this.#pending);
-    input.set(bytes, this.#pending.length);
-    const { consumed, payload } = this.#decoder.decode(input);
-    for (const part of payload) this.body += new TextDecoder().decode(part);
-    this.#pending = input.slice(consumed);
-    if (this.#decoder.done) this.ended = true;
-    return true;
+  async #fill(): Promise<void> {
+    const chunk = new Uint8Array(65536);
+    const read = await this.#conn.read(chunk);
+    if (read === null) throw new Error("The connection closed");
+    const next = new Uint8Array(this.#buffered.length + read);
+    next.set(this.#buffered);
+    next.set(chunk.subarray(0, read), this.#buffered.length);
+    this.#buffered = next;
   }
+
+  /** Reads through `marker` and returns what came before it. */
+  async #until(marker: Uint8Array): Promise<Uint8Array> {
+    for (;;) {
+      const at = indexOf(this.#buffered, marker);
+      if (at >= 0) {
+        const before = this.#buffered.slice(0, at);
+        this.#buffered = this.#buffered.slice(at + marker.length);
+        return before;
+      }
+      await this.#fill();
+    }
+  }
+
+  async #take(count: number): Promise<Uint8Array> {
+    while (this.#buffered.length < count) await this.#fill();
+    const taken = this.#buffered.slice(0, count);
+    this.#buffered = this.#buffered.slice(count);
+    return taken;
+  }
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * Opens connections until `perWorker` are held on each of `workers` workers (extras are closed).
+ *
+ * @param url The gateway's base URL.
+ * @param options Workers and connections wanted on each.
+ * @returns Connections grouped by worker id.
+ */
+export async function connectionsPerWorker(
+  url: string,
+  options: { workers: number; perWorker: number },
+): Promise<Map<string, RawConnection[]>> {
+  const groups = new Map<string, RawConnection[]>();
+  const full = () =>
+    groups.size === options.workers &&
+    [...groups.values()].every((group) => group.length >= options.perWorker);
+  for (let tries = 0; !full(); tries++) {
+    if (tries > 200 * options.workers * options.perWorker) {
+      throw new Error(`Connections did not reach every worker: ${[...groups.keys()]}`);
+    }
+    const connection = await RawConnection.open(url);
+    const group = groups.get(connection.worker) ?? [];
+    if (group.length >= options.perWorker) connection.close();
+    else groups.set(connection.worker, [...group, connection]);
+  }
+  return groups;
 }
