@@ -35,11 +35,16 @@ export const serverSchema = z.union([
 
 const seconds = z.number().positive().finite();
 
-/** Timeouts in seconds; the top level sets defaults, a model may override any of them. */
+/**
+ * Timeouts in seconds; the top level sets defaults, a model may override any of them. `idle` is
+ * the server's silence while the gateway waits for bytes; `client_idle` is how long a client may
+ * stop reading an answer before it is cut (outcome `client_slow`, never held against the server).
+ */
 export const timeoutsSchema = z.strictObject({
   connect: seconds.default(5),
   first_byte: seconds.default(300),
   idle: seconds.default(120),
+  client_idle: seconds.default(60),
   total: seconds.default(1800),
 });
 

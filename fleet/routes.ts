@@ -18,8 +18,10 @@ export interface ForwardTimeouts {
   connectMs: number;
   /** Until the server's response headers arrive. */
   firstByteMs: number;
-  /** Longest gap between body chunks. */
+  /** Longest silence of the server while the gateway waits for more of the body. */
   idleMs: number;
+  /** Longest time the client may stop reading the answer. */
+  clientIdleMs: number;
   /** The whole request, body included. */
   totalMs: number;
 }
@@ -119,6 +121,7 @@ function timeoutsOf(spec: Spec, model: string): ForwardTimeouts {
     connectMs: (own.connect ?? spec.timeouts.connect) * 1000,
     firstByteMs: (own.first_byte ?? spec.timeouts.first_byte) * 1000,
     idleMs: (own.idle ?? spec.timeouts.idle) * 1000,
+    clientIdleMs: (own.client_idle ?? spec.timeouts.client_idle) * 1000,
     totalMs: (own.total ?? spec.timeouts.total) * 1000,
   };
 }

@@ -9,6 +9,7 @@
 import type { Spec } from "../config/schema.ts";
 import type { RequestFacts } from "../strategies/types.ts";
 import { Endpoint } from "./pool.ts";
+import { ServerLease } from "./lease.ts";
 import type { ModelRoute } from "./routes.ts";
 import { lockCell, unlockCell } from "../common/shared_lock.ts";
 
@@ -25,11 +26,12 @@ export interface AcquireOptions {
 }
 
 /**
- * Picks a server and takes a slot on it (its in-flight count includes this request on return).
+ * Picks a server and takes a slot on it (its in-flight count includes this request on return),
+ * as a lease: the caller holds it with `using`, so it is released on every path.
  *
  * @param route The model's route.
  * @param options Request facts, servers tried, spec and abort signal.
- * @returns The endpoint, or `undefined` when no server can take the request; a promise of it
+ * @returns The lease, or `undefined` when no server can take the request; a promise of it
  *   only when the request has to wait for a slot (the usual path allocates no promise).
  * @throws HttpError 503 when the picked server's queue is full or the wait times out (the
  *   promise rejects).
@@ -37,7 +39,7 @@ export interface AcquireOptions {
 export function acquireServer(
   route: ModelRoute,
   options: AcquireOptions,
-): Endpoint | undefined | Promise<Endpoint | undefined> {
+): ServerLease | undefined | Promise<ServerLease | undefined> {
   // With several workers, picking and taking the slot are one step across them (the route's lock).
   const shared = route.shared;
   if (shared === undefined) return pickAndTake(route, options);
@@ -52,7 +54,7 @@ export function acquireServer(
 function pickAndTake(
   route: ModelRoute,
   options: AcquireOptions,
-): Endpoint | undefined | Promise<Endpoint | undefined> {
+): ServerLease | undefined | Promise<ServerLease | undefined> {
   const now = Date.now();
   const all = route.endpoints;
   let usable = 0;
@@ -76,12 +78,12 @@ function pickAndTake(
     throw new Error(`Strategy "${route.strategyRef}" returned a server that is not a candidate`);
   }
   const server = picked.server;
-  if (server.tryBegin()) return picked;
+  if (server.tryBegin()) return new ServerLease(picked, { route, facts: options.facts });
   // At its cap: wait in its queue until a finishing request hands its slot over.
   return server.waitForSlot({
     queueSize: options.spec.server_limits.queue_size,
     timeoutMs: options.spec.server_limits.queue_timeout * 1000,
     signal: options.signal(),
     url: server.url,
-  }).then(() => picked);
+  }).then(() => new ServerLease(picked, { route, facts: options.facts }));
 }

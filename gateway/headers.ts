@@ -147,3 +147,22 @@ function connectionTokens(value: string): Set<string> {
 }
 
 const EMPTY: Set<string> = new Set();
+
+/**
+ * Whether a `Content-Type` value is `text/event-stream`, in any case, with or without parameters.
+ *
+ * @param value The header value.
+ * @returns Whether the body is an SSE stream.
+ */
+export function isEventStream(value: string): boolean {
+  let start = 0;
+  while (value.charCodeAt(start) === 32 || value.charCodeAt(start) === 9) start++;
+  const end = start + EVENT_STREAM.length;
+  if (value.length < end) return false;
+  const type = value.slice(start, end);
+  if (type !== EVENT_STREAM && type.toLowerCase() !== EVENT_STREAM) return false;
+  const next = value.charCodeAt(end);
+  return Number.isNaN(next) || next === 59 || next === 32 || next === 9;
+}
+
+const EVENT_STREAM = "text/event-stream";

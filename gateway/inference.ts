@@ -7,10 +7,8 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
 import type { PluginOutcome, PluginRequest } from "../plugins/types.ts";
 import { InferenceRequest } from "./plugin_request.ts";
-import type { RequestFacts } from "../strategies/types.ts";
 import { HttpError } from "../common/errors.ts";
 import type { Gateway } from "./gateway.ts";
 import { type HeaderPair, UpstreamHeaders } from "./headers.ts";
@@ -19,8 +17,8 @@ import { forward, type ForwardResult } from "./proxy.ts";
 import { type ParsedBody, readInferenceBody, requestFacts } from "./request.ts";
 import type { ModelRoute } from "../fleet/routes.ts";
 import { acquireServer } from "../fleet/selection.ts";
+import type { ServerLease } from "../fleet/lease.ts";
 
-const logger = getLogger(["llmstream", "breaker"]);
 const encoder = new TextEncoder();
 
 /** What {@link handleInference} needs besides the gateway. */
@@ -163,51 +161,62 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
     ? withStreamUsage(parsed.json)
     : parsed.json;
   let failure: Attempted | undefined;
-  for (const model of chain) {
-    trace.model = model.name;
-    const body = model === primary && model.upstreamModel === undefined && json === parsed.json
-      ? parsed.bytes
-      : encoder.encode(JSON.stringify({ ...json, model: model.upstreamModel ?? model.name }));
-    const tried = new Set<Endpoint>();
-    while (tried.size < retries.max_attempts) {
-      if (failure) {
-        const backoff = retries.backoff * 1000 * 2 ** (trace.attempts - 1) * Math.random();
-        if (Date.now() + backoff > deadline) break;
-        await new Promise((resolve) => setTimeout(resolve, backoff));
+  try {
+    for (const model of chain) {
+      trace.model = model.name;
+      const body = model === primary && model.upstreamModel === undefined && json === parsed.json
+        ? parsed.bytes
+        : encoder.encode(JSON.stringify({ ...json, model: model.upstreamModel ?? model.name }));
+      const tried = new Set<Endpoint>();
+      while (tried.size < retries.max_attempts) {
+        if (failure) {
+          const backoff = retries.backoff * 1000 * 2 ** (trace.attempts - 1) * Math.random();
+          if (Date.now() + backoff > deadline) break;
+          await new Promise((resolve) => setTimeout(resolve, backoff));
+        }
+        const acquired = acquireServer(model, {
+          facts,
+          tried,
+          spec,
+          signal: () => options.request.signal,
+        });
+        // The lease's one owner: released when this block is left, unless the answer's stream
+        // adopted it (then the stream releases it).
+        using lease = acquired instanceof Promise ? await acquired : acquired;
+        if (!lease) break;
+        tried.add(lease.endpoint);
+        trace.attempts++;
+        trace.server = lease.endpoint.url;
+        const outcome = await attempt(gateway, {
+          route: model,
+          lease,
+          body,
+          pluginRequest,
+          upstreamHeaders,
+          trace,
+          fellBack: model !== primary,
+        });
+        if (!retryable(outcome, retries.on_status)) {
+          // A held answer from an earlier server is replaced: release it.
+          if (failure) await failure.response?.body?.cancel();
+          failure = undefined;
+          return outcome.deliver();
+        }
+        trace.retried.push(`${lease.endpoint.url}: ${reasonOf(outcome)}`);
+        if (failure) await failure.response?.body?.cancel();
+        failure = outcome;
       }
-      const acquired = acquireServer(model, {
-        facts,
-        tried,
-        spec,
-        signal: () => options.request.signal,
-      });
-      const endpoint = acquired instanceof Promise ? await acquired : acquired;
-      if (!endpoint) break;
-      tried.add(endpoint);
-      trace.attempts++;
-      trace.server = endpoint.url;
-      const outcome = await attempt(gateway, {
-        route: model,
-        endpoint,
-        body,
-        facts,
-        pluginRequest,
-        upstreamHeaders,
-        trace,
-        fellBack: model !== primary,
-      });
-      if (!retryable(outcome, retries.on_status)) {
-        // A held answer from an earlier server is replaced: release it.
-        await failure?.response?.body?.cancel();
-        return outcome.deliver();
-      }
-      trace.retried.push(`${endpoint.url}: ${reasonOf(outcome)}`);
-      await failure?.response?.body?.cancel();
-      failure = outcome;
+      if (Date.now() > deadline) break;
     }
-    if (Date.now() > deadline) break;
+    if (failure) {
+      const last = failure;
+      failure = undefined;
+      return last.deliver();
+    }
+  } finally {
+    // A held answer nobody will deliver (an exception on the way) gives its lease back.
+    if (failure) await failure.response?.body?.cancel();
   }
-  if (failure) return failure.deliver();
   throw new HttpError(
     503,
     "service_unavailable_error",
@@ -220,9 +229,8 @@ async function route(gateway: Gateway, routing: RouteOptions): Promise<Response>
 /** What one attempt needs. */
 interface AttemptOptions {
   route: ModelRoute;
-  endpoint: Endpoint;
+  lease: ServerLease;
   body: Uint8Array<ArrayBuffer>;
-  facts: RequestFacts;
   pluginRequest: InferenceRequest;
   upstreamHeaders: UpstreamHeaders;
   trace: Trace;
@@ -239,12 +247,11 @@ interface Attempted {
   deliver(): Response;
 }
 
-/** Sends one attempt to a server whose slot the caller acquired. */
+/** Sends one attempt to the server the caller leased. */
 async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attempted> {
-  const { route, endpoint, body, facts, pluginRequest, trace } = attempt;
+  const { route, lease, body, pluginRequest, trace } = attempt;
+  const endpoint = lease.endpoint;
   const server = endpoint.server;
-  const probe = server.breaker.onSend(Date.now());
-  route.strategy.onStart?.(endpoint, facts);
   let delivered = false;
   let ended: ForwardResult | undefined;
   let deliveredAt = 0;
@@ -262,15 +269,11 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
     });
   };
   const onEnd = (result: ForwardResult): void => {
-    server.end();
-    route.strategy.onEnd?.(endpoint, facts, result.outcome);
-    recordBreaker(server, { failed: failedResult(result), probe });
     // A buffered answer ends before it is delivered; it is reported on delivery.
     if (delivered) reportEnd(result);
     else ended = result;
   };
   const sentAt = performance.now();
-  const timeouts = route.timeouts;
   // The gateway's own headers, set on the answer whichever way it is delivered.
   const own: HeaderPair[] = [
     ["x-request-id", pluginRequest.requestId],
@@ -282,7 +285,7 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
   try {
     const response = await forward({
       request: pluginRequest.request,
-      serverUrl: endpoint.url,
+      lease,
       pool: server.connections,
       path: pluginRequest.path,
       body,
@@ -291,7 +294,7 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
       ),
       responseHeaders: own,
       readUsage: gateway.plugins.wantsUsage,
-      timeouts,
+      timeouts: route.timeouts,
       onEnd,
     });
     trace.upstreamMs += performance.now() - sentAt;
@@ -312,28 +315,6 @@ async function attempt(gateway: Gateway, attempt: AttemptOptions): Promise<Attem
         throw error;
       },
     };
-  }
-}
-
-/** Connection errors, timeouts and 5xx answers count against a server; 4xx never do. */
-function failedResult(result: ForwardResult): boolean {
-  return result.outcome === "error" || (result.status ?? 0) >= 500;
-}
-
-function recordBreaker(
-  server: Endpoint["server"],
-  options: { failed: boolean; probe: boolean },
-): void {
-  const change = server.breaker.record(options.failed, { probe: options.probe, now: Date.now() });
-  if (change === "ejected") {
-    logger.warn("Server {url} ejected after failures; it gets no traffic until {until}", {
-      url: server.url,
-      until: new Date(server.breaker.openUntil).toISOString(),
-    });
-  } else if (change === "restored") {
-    logger.info("Server {url} passed its probe request and gets traffic again", {
-      url: server.url,
-    });
   }
 }
 

@@ -1,41 +1,40 @@
 /**
- * Forwards one request to one server and streams the answer back as it arrives.
+ * Forwards one request to one server and passes the answer back as it arrives.
  *
- * The body is passed through chunk by chunk with no read-ahead; a client disconnect aborts the
- * upstream request; `onEnd` runs exactly once on every path (success, upstream error, timeout,
- * client abort), which is what releases in-flight counters.
+ * The answer's head is validated by the upstream client; a JSON answer up to
+ * {@link JSON_BUFFER_BYTES} is read whole (Deno writes one buffer natively, about twice as fast
+ * as chunk by chunk), anything longer and every SSE stream flows through at the client's pace
+ * (the server is read only when the client has taken the previous part), SSE at event
+ * boundaries. A client disconnect aborts the upstream request. Everything taken when the server
+ * was picked is given back through the attempt's lease, once, on every path.
  *
  * @module
  */
+import type { ServerLease } from "../fleet/lease.ts";
 import type { ForwardTimeouts } from "../fleet/routes.ts";
-import type { RequestOutcome } from "../strategies/types.ts";
+import type { Http1Pool, UpstreamResponse } from "../upstream/http1_pool.ts";
+import type { UpstreamBody } from "../upstream/http1_connection.ts";
 import { HttpError } from "../common/errors.ts";
-import type { TokenUsage } from "../plugins/types.ts";
-import { clientResponseHeaders, headerValue } from "./headers.ts";
-import { ConnectError, type Http1Pool, type UpstreamResponse } from "../upstream/http1_pool.ts";
+import { Exchange, type ForwardResult } from "./exchange.ts";
+import { clientResponseHeaders, headerValue, isEventStream } from "./headers.ts";
+import { SseFramer } from "./sse_framer.ts";
+import { type FailureFacts, streamErrorEvent, upstreamError } from "./upstream_errors.ts";
 import { UsageTap } from "./usage_tap.ts";
-import { watchdog } from "./watchdog.ts";
 
-/** How a forwarded request ended. */
-export interface ForwardResult {
-  /** `success`, `error` (upstream failed or answered 5xx) or `aborted` (the client left). */
-  outcome: RequestOutcome;
-  /** The upstream status, when one arrived. */
-  status?: number;
-  /** Milliseconds until the upstream's response headers, when they arrived. */
-  firstByteMs?: number;
-  /** Milliseconds until the first body chunk, when one arrived. */
-  firstChunkMs?: number;
-  /** Token usage read from the body, when asked for and reported. */
-  usage?: TokenUsage;
-}
+export type { ForwardResult } from "./exchange.ts";
+
+/**
+ * Largest JSON (non-SSE) answer read whole before it is passed on; a longer one streams through
+ * with back-pressure. The idle timeout covers both.
+ */
+export const JSON_BUFFER_BYTES = 1024 * 1024;
 
 /** What {@link forward} needs. */
 export interface ForwardOptions {
   /** The client's request (its signal tells of a disconnect). */
   request: Request;
-  /** The server's base URL (for messages). */
-  serverUrl: string;
+  /** The lease on the picked server; the answer's stream adopts it, or it is released here. */
+  lease: ServerLease;
   /** The server's connection pool. */
   pool: Http1Pool;
   /** The endpoint path, e.g. `/v1/chat/completions`. */
@@ -57,206 +56,163 @@ export interface ForwardOptions {
 const encoder = new TextEncoder();
 
 /**
- * Milliseconds before a request starts listening for its client's disconnect. Reading
- * `request.signal` costs `Deno.serve` a cancel watch per request (about a tenth of a small
- * request's CPU), and most answers come sooner; a disconnect before that is seen on first access.
- * Streams also learn of a disconnect from their body's `cancel()`.
- */
-export const CLIENT_WATCH_AFTER_MS = 50;
-
-/** Why the gateway aborted an upstream request itself. */
-type Expiry = "first_byte" | "idle" | "total";
-
-/**
  * Sends the request upstream and returns the client's response, whose body streams through.
  *
- * @param options The request, the server, timeouts and the end callback.
+ * @param options The request, the lease, timeouts and the end callback.
  * @returns The response for the client.
- * @throws HttpError 502 when the server cannot be reached, 504 on a first-byte timeout, 499 when
- *   the client left first.
+ * @throws HttpError 502 when the server cannot be reached or answers badly, 504 on a timeout,
+ *   499 when the client left first.
  */
 export async function forward(options: ForwardOptions): Promise<Response> {
-  const { request, serverUrl, timeouts } = options;
-  const started = performance.now();
-  let expired: Expiry | undefined;
-  let clientGone = false;
-  let ended = false;
-  let headersAt = 0;
-  let lastChunkAt = 0;
-  let buffering = false;
-  const result: ForwardResult = { outcome: "success" };
+  const { lease, timeouts } = options;
+  const exchange = new Exchange(lease, options);
   const call = options.pool.send({
     method: "POST",
     path: options.path,
     headers: options.headers,
     body: options.body,
   }, { connectTimeoutMs: timeouts.connectMs });
-
-  let listening = false;
-  const watched = {
-    check(now: number): void {
-      if (expired !== undefined || ended) return;
-      if (!listening && now - started >= CLIENT_WATCH_AFTER_MS) listenForDisconnect();
-      if (headersAt === 0) {
-        if (now - started > timeouts.firstByteMs) expired = "first_byte";
-      } else if (!buffering && now - lastChunkAt > timeouts.idleMs) expired = "idle";
-      if (expired === undefined && now - started > timeouts.totalMs) expired = "total";
-      if (expired !== undefined) call.abort();
-    },
-  };
-  function onClientAbort(): void {
-    clientGone = true;
-    call.abort();
-  }
-  function listenForDisconnect(): void {
-    listening = true;
-    const signal = request.signal;
-    if (signal.aborted) onClientAbort();
-    else signal.addEventListener("abort", onClientAbort, { once: true });
-  }
-  let tap: UsageTap | undefined;
-  function end(outcome: RequestOutcome): void {
-    if (ended) return;
-    ended = true;
-    const usage = tap?.finish();
-    if (usage) result.usage = usage;
-    watchdog.delete(watched);
-    if (listening) request.signal.removeEventListener("abort", onClientAbort);
-    result.outcome = outcome;
-    options.onEnd(result);
-  }
-  /** The error for a failure, after ending the request. */
-  function failed(error: unknown, what: "head" | "body"): HttpError {
-    if (clientGone) {
-      end("aborted");
-      return new HttpError(499, "invalid_request_error", "The client closed the request", {
-        cause: error,
-      });
-    }
-    end("error");
-    if (expired !== undefined) {
-      const limit = expired === "total" ? timeouts.totalMs : timeouts.firstByteMs;
-      return new HttpError(
-        504,
-        "timeout_error",
-        what === "head"
-          ? `Server "${serverUrl}" sent no response within ${limit / 1000} s`
-          : `Server "${serverUrl}" did not finish its answer within ${timeouts.totalMs / 1000} s`,
-        { code: "upstream_timeout", cause: error },
-      );
-    }
-    if (error instanceof ConnectError) {
-      return new HttpError(502, "server_error", `Server "${serverUrl}" ${error.message}`, {
-        code: "upstream_unreachable",
-        cause: error,
-      });
-    }
-    return new HttpError(
-      502,
-      "server_error",
-      what === "head"
-        ? `The gateway failed to reach server "${serverUrl}": ${errorText(error)}`
-        : `Server "${serverUrl}" failed while sending its answer: ${errorText(error)}`,
-      { code: what === "head" ? "upstream_unreachable" : "upstream_body_error", cause: error },
-    );
-  }
-
-  watchdog.add(watched);
+  exchange.call = call;
 
   let upstream: UpstreamResponse;
   try {
     upstream = await call.response;
   } catch (error) {
-    throw failed(error, "head");
+    throw failed(exchange, error, "head");
   }
-  headersAt = lastChunkAt = performance.now();
-  result.status = upstream.status;
-  result.firstByteMs = headersAt - started;
-  const okOutcome: RequestOutcome = upstream.status >= 500 ? "error" : "success";
+  const result = exchange.result;
+  const status = upstream.status;
+  result.status = status;
+  result.firstByteMs = performance.now() - exchange.started;
+  const blame = status >= 500;
   const headers = clientResponseHeaders(upstream.headers, options.responseHeaders);
-  if (!upstream.body) {
-    end(okOutcome);
-    return new Response(null, { status: upstream.status, headers });
-  }
-
-  const isSse = headerValue(upstream.headers, "content-type").includes("text/event-stream");
   const body = upstream.body;
-  if (!isSse) {
-    // A JSON answer is read whole and sent as one buffer: Deno then writes it natively, which
-    // is about twice as fast as passing each chunk through JavaScript. SSE streams chunk by chunk.
-    buffering = true;
-    let bytes: Uint8Array<ArrayBuffer>;
-    try {
-      bytes = await body.bytes();
-    } catch (error) {
-      throw failed(error, "body");
-    }
-    result.firstChunkMs = performance.now() - started;
-    if (options.readUsage) {
-      tap = new UsageTap(false);
-      tap.chunk(bytes);
-    }
-    end(okOutcome);
-    return new Response(bytes, { status: upstream.status, headers });
+  if (!body) {
+    const response = new Response(null, { status, headers });
+    exchange.end(blame ? "error" : "success", blame);
+    return response;
   }
-  if (options.readUsage) tap = new UsageTap(true);
-  const stream = new ReadableStream<Uint8Array>({
+  const sse = isEventStream(headerValue(upstream.headers, "content-type"));
+  if (!sse) {
+    exchange.reading();
+    let bytes: Uint8Array<ArrayBuffer> | undefined;
+    try {
+      bytes = await body.buffer(JSON_BUFFER_BYTES);
+    } catch (error) {
+      throw failed(exchange, error, "body");
+    }
+    if (bytes !== undefined) {
+      exchange.firstChunk();
+      if (options.readUsage) {
+        exchange.tap = new UsageTap(false);
+        exchange.tap.chunk(bytes);
+      }
+      const response = new Response(bytes, { status, headers });
+      exchange.end(blame ? "error" : "success", blame);
+      return response;
+    }
+  }
+  if (options.readUsage) exchange.tap = new UsageTap(sse);
+  exchange.waitingForClient();
+  const response = new Response(answerStream(exchange, body, sse), { status, headers });
+  // From here the stream owns the lease: it releases it however it ends.
+  lease.adopt();
+  return response;
+}
+
+/** Ends a request that failed before its answer was passed on, and says why. */
+function failed(exchange: Exchange, error: unknown, stage: "head" | "body"): HttpError {
+  const facts = factsOf(exchange, stage);
+  if (exchange.clientGone) {
+    exchange.end("aborted", false);
+    return clientClosed(error);
+  }
+  exchange.end("error", true);
+  return upstreamError(error, facts);
+}
+
+function factsOf(exchange: Exchange, stage: "head" | "body"): FailureFacts {
+  return {
+    serverUrl: exchange.lease.endpoint.url,
+    expired: exchange.expired,
+    timeouts: exchange.timeouts,
+    stage,
+  };
+}
+
+/**
+ * The answer's body as a stream read at the client's pace: each pull reads the server once
+ * (an SSE stream until an event ends), so at most one read of the server is buffered.
+ */
+function answerStream(
+  exchange: Exchange,
+  body: UpstreamBody,
+  sse: boolean,
+): ReadableStream<Uint8Array> {
+  const framer = sse ? new SseFramer() : undefined;
+  const blame = (exchange.result.status ?? 0) >= 500;
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      exchange.controller = controller;
+    },
     async pull(controller) {
+      exchange.reading();
       try {
-        const chunk = await body.read();
-        if (chunk === undefined) {
-          controller.close();
-          end(okOutcome);
-        } else {
-          lastChunkAt = performance.now();
-          result.firstChunkMs ??= lastChunkAt - started;
-          tap?.chunk(chunk);
-          controller.enqueue(chunk);
-        }
-      } catch (error) {
-        if (clientGone) {
-          end("aborted");
-          controller.error(error);
+        for (;;) {
+          const chunk = await body.read();
+          if (chunk === undefined) {
+            framer?.drop();
+            controller.close();
+            exchange.end(blame ? "error" : "success", blame);
+            return;
+          }
+          const out = framer ? framer.push(chunk) : chunk;
+          if (out === undefined) continue;
+          pass(exchange, controller, out);
+          exchange.waitingForClient();
           return;
         }
-        end("error");
+      } catch (error) {
+        if (exchange.ended) return;
+        body.cancel();
+        if (exchange.clientGone) {
+          exchange.end("aborted", blame);
+          controller.error(clientClosed(error));
+          return;
+        }
+        const facts = factsOf(exchange, "body");
+        exchange.end("error", true);
+        if (!sse) {
+          // A JSON body cannot carry an error: the client sees the answer cut short (and Deno
+          // logs this error's message).
+          controller.error(upstreamError(error, facts));
+          return;
+        }
         // A stream that fails midway ends with an OpenAI-shaped error event, so no client hangs.
-        controller.enqueue(encoder.encode(streamErrorEvent(serverUrl, expired, timeouts, error)));
+        controller.enqueue(encoder.encode(streamErrorEvent(error, facts)));
         controller.close();
       }
     },
     cancel() {
-      clientGone = true;
+      exchange.clientGone = true;
       body.cancel();
-      end(okOutcome === "error" ? "error" : "aborted");
+      exchange.end(blame ? "error" : "aborted", blame);
     },
   }, { highWaterMark: 0 });
-  return new Response(stream, { status: upstream.status, headers });
 }
 
-/** The SSE event that ends a stream the server broke or the gateway timed out. */
-function streamErrorEvent(
-  serverUrl: string,
-  expired: Expiry | undefined,
-  timeouts: ForwardTimeouts,
-  error: unknown,
-): string {
-  const message = expired === "idle"
-    ? `Server "${serverUrl}" sent nothing for ${timeouts.idleMs / 1000} s mid-stream`
-    : expired === "total"
-    ? `Server "${serverUrl}" did not finish within ${timeouts.totalMs / 1000} s`
-    : `Server "${serverUrl}" failed mid-stream: ${errorText(error)}`;
-  const code = expired === undefined ? "upstream_stream_error" : `upstream_${expired}_timeout`;
-  const event = {
-    error: { message, type: expired ? "timeout_error" : "server_error", param: null, code },
-  };
-  return `data: ${JSON.stringify(event)}\n\n`;
+function pass(
+  exchange: Exchange,
+  controller: ReadableStreamDefaultController<Uint8Array>,
+  bytes: Uint8Array,
+): void {
+  exchange.firstChunk();
+  exchange.tap?.chunk(bytes);
+  controller.enqueue(bytes);
 }
 
-function errorText(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
-    return `${error.message.split("\n")[0]}${cause}`;
-  }
-  return String(error);
+function clientClosed(error: unknown): HttpError {
+  return new HttpError(499, "invalid_request_error", "The client closed the request", {
+    cause: error,
+  });
 }

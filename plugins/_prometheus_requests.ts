@@ -76,7 +76,7 @@ export const OVERHEAD_BUCKETS: readonly number[] = [
 
 const PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "other"] as const;
 const PATH_INDEX = new Map<string, number>(PATHS.map((path, i) => [path, i]));
-const OUTCOMES = ["success", "error", "aborted"] as const;
+const OUTCOMES = ["success", "error", "aborted", "client_slow"] as const;
 const OUTCOME_INDEX = new Map<string, number>(OUTCOMES.map((outcome, i) => [outcome, i]));
 
 /** Request counts of one model on one server, keyed by status, path and outcome packed in a number. */

@@ -100,8 +100,12 @@ export interface PluginRequest {
 export interface PluginOutcome {
   /** The status the client got. */
   readonly status: number;
-  /** `success`, `error` (server or gateway failure) or `aborted` (the client left). */
-  readonly outcome: "success" | "error" | "aborted";
+  /**
+   * `success`, `error` (server or gateway failure), `aborted` (the client left) or `client_slow`
+   * (the client stopped reading longer than `timeouts.client_idle` and was cut; never counted
+   * against the server).
+   */
+  readonly outcome: "success" | "error" | "aborted" | "client_slow";
   /** The configured model that answered (a fallback's name if one did), when any did. */
   readonly model: string | undefined;
   /** The server that answered, or `null`. */

@@ -1,62 +1,34 @@
 /**
- * One keep-alive HTTP/1.1 connection to a server: writes a request, reads the response head, and
- * hands out the body. Every connection owns one read buffer that is reused for every response, so
- * a stream of small SSE events costs one small copy per event and nothing else.
+ * One keep-alive HTTP/1.1 connection to a server: writes a request while reading the response
+ * (full duplex, so an early answer such as 413 arrives as the server sent it), reads and
+ * validates the response head, and hands out the body. Every connection owns one read buffer
+ * that is reused for every response, so a stream of small SSE events costs one small copy per
+ * event and nothing else. The socket is read only when the body's reader asks (the client's
+ * pace), so at most one buffer of a response waits in the gateway.
  *
  * @module
  */
 import {
   byteString,
-  ChunkedDecoder,
   findHeadEnd,
   parseResponseHead,
   ProtocolError,
   type ResponseHead,
 } from "./http1_parse.ts";
-import { concatBytes } from "../common/bytes.ts";
+import { bodyReader, type UpstreamBody, UpstreamClosed } from "./http1_body.ts";
+
+export { type UpstreamBody, UpstreamClosed } from "./http1_body.ts";
 
 /**
  * Bytes a connection buffers at first: enough for a usual response head and a burst of SSE
  * events, small enough for thousands of open streams. A large head grows it up to
- * {@link MAX_HEAD_BYTES}, a large body up to {@link BODY_BUFFER_BYTES}.
+ * {@link MAX_HEAD_BYTES}, a large body up to `BODY_BUFFER_BYTES` (`http1_body.ts`).
  */
 const BUFFER_BYTES = 4 * 1024;
-/** Largest buffer for reading a body. */
-const BODY_BUFFER_BYTES = 64 * 1024;
-/** Largest response head accepted. */
+/** Largest response head accepted (interim 1xx heads included). */
 export const MAX_HEAD_BYTES = 64 * 1024;
-
-/** A response body read from a connection. */
-export interface UpstreamBody {
-  /**
-   * Reads the next part of the body.
-   *
-   * @returns A copy of the bytes that arrived, or `undefined` at the end.
-   */
-  read(): Promise<Uint8Array<ArrayBuffer> | undefined>;
-  /**
-   * Reads the rest of the body.
-   *
-   * @returns The bytes.
-   */
-  bytes(): Promise<Uint8Array<ArrayBuffer>>;
-  /** Stops reading; the connection is closed. */
-  cancel(): void;
-}
-
-/** The server closed the connection or broke the protocol. */
-export class UpstreamClosed extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What happened.
-   * @param options The cause.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "UpstreamClosed";
-  }
-}
+/** Most interim (1xx) responses accepted before the final one. */
+const MAX_INTERIM = 16;
 
 /** One connection; {@link Http1Pool} owns it. */
 export class Http1Connection {
@@ -67,8 +39,12 @@ export class Http1Connection {
   #idleRead: Promise<number | null> | undefined;
   #idle = false;
   #closed = false;
+  /** Whether the current request was written whole. */
+  #written = true;
   /** Whether a byte of the current response arrived (a reused connection that failed before is retried). */
   received = false;
+  /** Bytes read from the socket so far: deadlines see progress without a clock read per chunk. */
+  bytesRead = 0;
   /** Requests sent on this connection. */
   uses = 0;
   /** `performance.now()` when it went idle. */
@@ -89,48 +65,57 @@ export class Http1Connection {
   }
 
   /**
-   * Writes bytes fully.
+   * Starts writing a request and returns at once: the response is read while it is written. A
+   * write that fails (the server answered early and closed) is not an error by itself; the
+   * connection is then not reused.
    *
-   * @param bytes The bytes.
+   * @param parts The head, then the body if it is sent separately.
    */
-  async write(bytes: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < bytes.length) {
-      offset += await this.#conn.write(bytes.subarray(offset));
-    }
+  send(parts: readonly Uint8Array[]): void {
+    this.#written = false;
+    void this.#writeAll(parts);
   }
 
   /**
-   * Reads the response head, skipping informational (1xx) answers.
+   * Reads the response head, skipping interim answers (100, 102, 103).
    *
    * @param method The request method.
    * @returns The head; the body follows in the buffer.
-   * @throws UpstreamClosed when the connection ends first or the head is malformed.
+   * @throws ProtocolError when the head breaks HTTP/1.1 rules (or is an unsolicited 101).
+   * @throws UpstreamClosed when the connection ends first.
    */
   async readHead(method: string): Promise<ResponseHead> {
+    let interim = 0;
+    let scanned = this.#start;
     for (;;) {
-      const end = findHeadEnd(this.#buffer, { start: this.#start, end: this.#end });
+      const end = findHeadEnd(this.#buffer, { start: scanned, end: this.#end });
       if (end >= 0) {
-        const text = byteString(this.#buffer.subarray(this.#start, end - 4));
-        this.#start = end;
-        let head: ResponseHead;
-        try {
-          head = parseResponseHead(text, { method });
-        } catch (error) {
-          throw new UpstreamClosed(
-            `The server sent a malformed response: ${(error as Error).message}`,
-            { cause: error },
+        const text = byteString(this.#buffer.subarray(this.#start, end));
+        this.#start = scanned = end;
+        const head = parseResponseHead(text, { method });
+        if (head.status === 101) {
+          throw new ProtocolError(
+            "sent 101 Switching Protocols to a request that asked for no upgrade",
           );
         }
-        if (head.status >= 100 && head.status < 200 && head.status !== 101) continue;
+        if (head.status < 200) {
+          if (++interim > MAX_INTERIM) {
+            throw new ProtocolError(`sent more than ${MAX_INTERIM} interim (1xx) responses`);
+          }
+          continue;
+        }
         return head;
       }
+      // Rescan only the last bytes of what was searched (a blank line may span two reads).
+      scanned = Math.max(this.#start, this.#end - 2);
       if (this.#end - this.#start >= MAX_HEAD_BYTES) {
-        throw new UpstreamClosed(`The server's response headers exceed ${MAX_HEAD_BYTES} bytes`);
+        throw new ProtocolError(`sent response headers larger than ${MAX_HEAD_BYTES} bytes`);
       }
+      const before = this.#start;
       if (!(await this.#fill(MAX_HEAD_BYTES))) {
         throw new UpstreamClosed("The server closed the connection before answering");
       }
+      scanned -= before - this.#start;
     }
   }
 
@@ -143,98 +128,45 @@ export class Http1Connection {
    * @returns The body reader.
    */
   body(head: ResponseHead, onDone: (reusable: boolean) => void): UpstreamBody {
-    let finished = false;
-    const finish = (complete: boolean): void => {
-      if (finished) return;
-      finished = true;
-      const reusable = complete && head.keepAlive && this.#start === this.#end && !this.#closed;
-      if (!reusable) this.close();
-      onDone(reusable);
-    };
-    let remaining = head.length;
-    const decoder = head.framing === "chunked" ? new ChunkedDecoder() : undefined;
-    const read = async (): Promise<Uint8Array<ArrayBuffer> | undefined> => {
-      try {
-        for (;;) {
-          if (finished) return undefined;
-          if (head.framing === "none" || (head.framing === "length" && remaining === 0)) {
-            finish(true);
-            return undefined;
-          }
-          if (decoder?.done) {
-            finish(true);
-            return undefined;
-          }
-          if (this.#start < this.#end) {
-            if (decoder) {
-              const { consumed, payload } = decoder.decode(
-                this.#buffer.subarray(this.#start, this.#end),
-              );
-              this.#start += consumed;
-              // Copied before the connection may go back to the pool, whose idle read reuses
-              // the buffer the payload views point into.
-              const copy = payload.length > 0 ? joinCopy(payload) : undefined;
-              if (decoder.done) finish(true);
-              if (copy) return copy;
-              if (consumed > 0) continue;
-            } else {
-              const take = head.framing === "length"
-                ? Math.min(remaining, this.#end - this.#start)
-                : this.#end - this.#start;
-              const copy = this.#buffer.slice(this.#start, this.#start + take);
-              this.#start += take;
-              remaining -= take;
-              if (head.framing === "length" && remaining === 0) finish(true);
-              return copy;
-            }
-          }
-          if (!(await this.#fill(BODY_BUFFER_BYTES))) {
-            if (head.framing === "close") {
-              finish(true);
-              return undefined;
-            }
-            throw new UpstreamClosed("The server closed the connection before the end of the body");
-          }
-        }
-      } catch (error) {
-        finish(false);
-        throw error instanceof ProtocolError
-          ? new UpstreamClosed(`The server sent a malformed body: ${error.message}`, {
-            cause: error,
-          })
-          : error;
-      }
-    };
-    return {
-      read,
-      bytes: async () => {
-        if (head.framing !== "length") return concatBytes(await readAll(read));
-        const out = new Uint8Array(remaining);
-        let offset = 0;
-        try {
-          const buffered = Math.min(remaining, this.#end - this.#start);
-          out.set(this.#buffer.subarray(this.#start, this.#start + buffered));
-          this.#start += buffered;
-          offset = buffered;
-          while (offset < out.length) {
-            const n = await this.#conn.read(out.subarray(offset));
-            if (n === null) {
-              throw new UpstreamClosed(
-                "The server closed the connection before the end of the body",
-              );
-            }
-            offset += n;
-          }
-        } catch (error) {
-          finish(false);
-          throw error;
-        }
-        remaining = 0;
-        finish(true);
-        return out;
-      },
-      cancel: () => finish(false),
-    };
+    return bodyReader(this, { head, onDone });
+  }
+
+  /** @internal Bytes buffered and not yet consumed. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** @internal A view of the buffered bytes (valid until the next read). */
+  view(): Uint8Array {
+    return this.#buffer.subarray(this.#start, this.#end);
+  }
+
+  /** @internal Marks buffered bytes as consumed. */
+  consume(count: number): void {
+    this.#start += count;
+  }
+
+  /** @internal Reads more into the buffer (growing it up to `limit`); false at end of file. */
+  more(limit: number): Promise<boolean> {
+    return this.#fill(limit);
+  }
+
+  /** @internal Reads straight into `out`, past the buffer; `null` at end of file. */
+  async readInto(out: Uint8Array): Promise<number | null> {
+    const n = await this.#conn.read(out);
+    if (n !== null) this.bytesRead += n;
+    return n;
+  }
+
+  /**
+   * @internal Settles the connection after a body: reusable only when the body ended, the head
+   * allows it, the request was written whole and nothing else arrived. Closes it otherwise.
+   */
+  settle(complete: boolean, keepAlive: boolean): boolean {
+    const reusable = complete && keepAlive && this.#written && this.#start === this.#end &&
+      !this.#closed;
+    if (!reusable) this.close();
+    return reusable;
   }
 
   /**
@@ -271,7 +203,7 @@ export class Http1Connection {
     this.uses++;
   }
 
-  /** Closes the socket (idempotent); pending reads fail. */
+  /** Closes the socket (idempotent); pending reads and writes fail. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -280,6 +212,19 @@ export class Http1Connection {
       this.#conn.close();
     } catch {
       // Already closed by the runtime.
+    }
+  }
+
+  /** Writes the parts; never rejects (the read side reports a failure: an answer, or the end). */
+  async #writeAll(parts: readonly Uint8Array[]): Promise<void> {
+    try {
+      for (const bytes of parts) {
+        let offset = 0;
+        while (offset < bytes.length) offset += await this.#conn.write(bytes.subarray(offset));
+      }
+      this.#written = true;
+    } catch {
+      // The server closed the connection; what it answered first is still read.
     }
   }
 
@@ -301,20 +246,8 @@ export class Http1Connection {
     const n = pending ? await pending : await this.#conn.read(this.#buffer.subarray(this.#end));
     if (n === null) return false;
     this.#end += n;
+    this.bytesRead += n;
     this.received = true;
     return true;
   }
-}
-
-async function readAll(
-  read: () => Promise<Uint8Array<ArrayBuffer> | undefined>,
-): Promise<Uint8Array<ArrayBuffer>[]> {
-  const parts: Uint8Array<ArrayBuffer>[] = [];
-  for (let part = await read(); part !== undefined; part = await read()) parts.push(part);
-  return parts;
-}
-
-function joinCopy(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  if (parts.length === 1) return parts[0]!.slice() as Uint8Array<ArrayBuffer>;
-  return concatBytes(parts);
 }

@@ -1,7 +1,13 @@
 /**
- * HTTP/1.1 response framing for the upstream client: the status line and headers, how the body
- * is delimited (RFC 9112 section 6.3), and a decoder for chunked bodies that works on the
- * connection's buffer without copying.
+ * HTTP/1.1 response heads for the upstream client: the status line and headers, validated as
+ * hyper and undici validate them, and how the body is delimited (RFC 9112 section 6.3). Chunked
+ * bodies are decoded by `http1_chunked.ts`.
+ *
+ * Validation is a scan of the head's characters (one per byte), done once per response: a status
+ * outside 100-599, a header name that is not a token, a control byte other than HTAB in a value,
+ * more than {@link MAX_HEADERS} headers or an unusable framing is a {@link ProtocolError}, which the
+ * gateway answers with 502 `upstream_bad_response`. Nothing a server sends reaches `Headers` or
+ * `Response` unchecked (Deno panics writing some control bytes out).
  *
  * @module
  */
@@ -23,12 +29,15 @@ export interface ResponseHead {
   keepAlive: boolean;
 }
 
-/** A response that breaks HTTP/1.1 framing rules. */
+/**
+ * A response that breaks HTTP/1.1 rules. The message completes a sentence starting with the
+ * server, e.g. `sent an invalid status "999"`.
+ */
 export class ProtocolError extends Error {
   /**
    * Creates the error.
    *
-   * @param message What was wrong.
+   * @param message What the server did, e.g. `sent an invalid status "999"`.
    */
   constructor(message: string) {
     super(message);
@@ -36,21 +45,38 @@ export class ProtocolError extends Error {
   }
 }
 
+/** Most header lines accepted in one response head (hyper's default). */
+export const MAX_HEADERS = 100;
+
 const CR = 13;
 const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const COLON = 58;
+
+/** `tchar` of RFC 9110 section 5.6.2, by character code: 1 for a token character. */
+const TOKEN = new Uint8Array(128);
+for (
+  const char of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+) {
+  TOKEN[char.charCodeAt(0)] = 1;
+}
 
 /**
- * Finds the end of a response head: the index just past the blank line.
+ * Finds the end of a head: the index just past the blank line. Lines may end in CRLF or, as RFC
+ * 9112 section 2.2 allows a recipient to accept, in a bare LF.
  *
  * @param bytes The buffer.
  * @param options The range to search.
- * @returns The index after `\r\n\r\n`, or -1 when the head is not complete yet.
+ * @returns The index after the blank line, or -1 when the head is not complete yet.
  */
 export function findHeadEnd(bytes: Uint8Array, options: { start: number; end: number }): number {
-  for (let i = options.start + 3; i < options.end; i++) {
-    if (bytes[i] === LF && bytes[i - 1] === CR && bytes[i - 2] === LF && bytes[i - 3] === CR) {
-      return i + 1;
-    }
+  const end = options.end;
+  for (let i = options.start; i < end; i++) {
+    if (bytes[i] !== LF) continue;
+    const next = bytes[i + 1];
+    if (next === LF && i + 1 < end) return i + 2;
+    if (next === CR && i + 2 < end && bytes[i + 2] === LF) return i + 3;
   }
   return -1;
 }
@@ -62,63 +88,106 @@ export interface ParseHeadOptions {
 }
 
 /**
- * Parses a complete response head (status line and headers, without the final blank line).
+ * Parses and validates a complete response head (it may include its final blank line).
  *
  * @param text The head as a byte string (one character per byte).
  * @param options The request method.
  * @returns The parsed head.
- * @throws ProtocolError when the head is malformed.
+ * @throws ProtocolError when the head breaks HTTP/1.1 rules.
  */
 export function parseResponseHead(text: string, options: ParseHeadOptions): ResponseHead {
-  const lines = text.split("\r\n");
-  const statusLine = lines[0] ?? "";
-  const match = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(statusLine);
-  if (!match) throw new ProtocolError(`Malformed status line ${JSON.stringify(statusLine)}`);
-  const http10 = match[1] === "0";
-  const status = Number(match[2]);
+  let lineEnd = text.indexOf("\n");
+  if (lineEnd < 0) lineEnd = text.length;
+  const statusEnd = lineEnd > 0 && text.charCodeAt(lineEnd - 1) === CR ? lineEnd - 1 : lineEnd;
+  const version = text.charCodeAt(7);
+  if (
+    statusEnd < 12 || !text.startsWith("HTTP/1.") || (version !== 48 && version !== 49) ||
+    text.charCodeAt(8) !== SP || (statusEnd > 12 && text.charCodeAt(12) !== SP) ||
+    !digit(text, 9) || !digit(text, 10) || !digit(text, 11) || hasControl(text, 13, statusEnd)
+  ) {
+    throw new ProtocolError(`sent a malformed status line ${quote(text.slice(0, statusEnd))}`);
+  }
+  const status = Number(text.slice(9, 12));
+  if (status < 100 || status > 599) {
+    throw new ProtocolError(`sent an invalid status ${quote(text.slice(9, 12))}`);
+  }
+  const http10 = version === 48;
   const headers: [string, string][] = [];
   let connection = "";
   let transferEncoding = "";
   let contentLength: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === "") continue;
-    const colon = line.indexOf(":");
-    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-      throw new ProtocolError(`Malformed header line ${JSON.stringify(line)}`);
+  for (let pos = lineEnd + 1; pos < text.length;) {
+    let end = text.indexOf("\n", pos);
+    if (end < 0) end = text.length;
+    const stop = end > pos && text.charCodeAt(end - 1) === CR ? end - 1 : end;
+    const start = pos;
+    pos = end + 1;
+    if (stop === start) continue;
+    if (headers.length === MAX_HEADERS) {
+      throw new ProtocolError(`sent more than ${MAX_HEADERS} headers`);
     }
-    const name = line.slice(0, colon).toLowerCase();
-    if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(name)) {
-      throw new ProtocolError(`Malformed header name ${JSON.stringify(name)}`);
+    let colon = start;
+    let upper = false;
+    for (; colon < stop; colon++) {
+      const code = text.charCodeAt(colon);
+      if (code === COLON) break;
+      if (code > 127 || TOKEN[code] === 0) {
+        throw new ProtocolError(`sent a malformed header line ${quote(text.slice(start, stop))}`);
+      }
+      if (code <= 90 && code >= 65) upper = true;
     }
-    const value = line.slice(colon + 1).trim();
+    if (colon === start || colon === stop) {
+      throw new ProtocolError(`sent a malformed header line ${quote(text.slice(start, stop))}`);
+    }
+    const raw = text.slice(start, colon);
+    const name = upper ? raw.toLowerCase() : raw;
+    // Only SP and HTAB are trimmed (String.prototype.trim would also drop 0xA0 and others).
+    let from = colon + 1;
+    let to = stop;
+    while (from < to && isBlank(text.charCodeAt(from))) from++;
+    while (to > from && isBlank(text.charCodeAt(to - 1))) to--;
+    if (hasControl(text, from, to)) {
+      throw new ProtocolError(`sent a control byte in the value of header ${quote(name)}`);
+    }
+    const value = text.slice(from, to);
     headers.push([name, value]);
     if (name === "connection") connection += `,${value.toLowerCase()}`;
     else if (name === "transfer-encoding") transferEncoding += `,${value.toLowerCase()}`;
     else if (name === "content-length") {
       if (contentLength !== undefined && contentLength !== value) {
-        throw new ProtocolError("Conflicting content-length headers");
+        throw new ProtocolError(
+          `sent conflicting content-length headers ${quote(contentLength)} and ${quote(value)}`,
+        );
       }
       contentLength = value;
     }
   }
-  const tokens = connection.split(",").map((token) => token.trim());
-  let keepAlive = http10 ? tokens.includes("keep-alive") : !tokens.includes("close");
+  // RFC 9112 section 9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+  let keepAlive = connection === ""
+    ? !http10
+    : !hasToken(connection, "close") && (!http10 || hasToken(connection, "keep-alive"));
   let framing: Framing;
   let length = 0;
   if (options.method === "HEAD" || status < 200 || status === 204 || status === 304) {
     framing = "none";
   } else if (transferEncoding !== "") {
-    const codings = transferEncoding.split(",").map((token) => token.trim()).filter(Boolean);
-    framing = codings.at(-1) === "chunked" ? "chunked" : "close";
+    // RFC 9112 section 6.1: with both headers, or in HTTP/1.0, the framing is suspect: read
+    // this response and close the connection.
+    if (contentLength !== undefined || http10) keepAlive = false;
+    framing = lastToken(transferEncoding) === "chunked" ? "chunked" : "close";
   } else if (contentLength !== undefined) {
     if (!/^\d{1,15}$/.test(contentLength)) {
-      throw new ProtocolError(`Malformed content-length ${JSON.stringify(contentLength)}`);
+      throw new ProtocolError(`sent an invalid content-length ${quote(contentLength)}`);
     }
     length = Number(contentLength);
     framing = length === 0 ? "none" : "length";
   } else {
     framing = "close";
+  }
+  if (status === 205 && framing !== "none") {
+    // 205 has no content (RFC 9110 section 15.3.6); whatever follows is dropped with the connection.
+    framing = "none";
+    keepAlive = false;
   }
   if (framing === "close") keepAlive = false;
   return { status, headers, framing, length, keepAlive };
@@ -149,92 +218,46 @@ export function byteString(bytes: Uint8Array): string {
 
 const asciiDecoder = new TextDecoder();
 
-/** Longest chunk-size or trailer line accepted. */
-const MAX_LINE = 4096;
-
-type ChunkState = "size" | "data" | "data_end" | "trailer" | "done";
-
-/** Payload found in a buffer by {@link ChunkedDecoder.decode}. */
-export interface DecodeResult {
-  /** Bytes of the buffer consumed. */
-  consumed: number;
-  /** Payload views into the buffer (valid until the buffer is reused). */
-  payload: Uint8Array[];
+/**
+ * Quotes a value from the wire for a message: JSON string syntax (control bytes escaped), cut to
+ * 80 characters.
+ *
+ * @param value The value.
+ * @returns The quoted value.
+ */
+export function quote(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
 }
 
-/** Decodes a chunked body incrementally; payload comes out as views of the input buffer. */
-export class ChunkedDecoder {
-  #state: ChunkState = "size";
-  #remaining = 0;
-
-  /** True once the final chunk and trailers were read. */
-  get done(): boolean {
-    return this.#state === "done";
-  }
-
-  /**
-   * Decodes as much of `bytes` as is complete.
-   *
-   * @param bytes The buffered bytes (from the current read position).
-   * @returns How many bytes were consumed, and the payload they held.
-   * @throws ProtocolError on a malformed chunk.
-   */
-  decode(bytes: Uint8Array): DecodeResult {
-    const payload: Uint8Array[] = [];
-    let pos = 0;
-    while (pos < bytes.length && this.#state !== "done") {
-      if (this.#state === "data") {
-        const take = Math.min(this.#remaining, bytes.length - pos);
-        payload.push(bytes.subarray(pos, pos + take));
-        pos += take;
-        this.#remaining -= take;
-        if (this.#remaining === 0) this.#state = "data_end";
-        continue;
-      }
-      const lineEnd = bytes.indexOf(LF, pos);
-      if (lineEnd < 0) {
-        if (bytes.length - pos > MAX_LINE) throw new ProtocolError("Chunk line too long");
-        break;
-      }
-      // The line without its CR, read byte by byte (no text decoding per chunk).
-      const end = lineEnd > pos && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
-      const start = pos;
-      pos = lineEnd + 1;
-      if (this.#state === "data_end") {
-        if (end !== start) throw new ProtocolError("Missing CRLF after chunk data");
-        this.#state = "size";
-      } else if (this.#state === "size") {
-        this.#remaining = chunkSize(bytes, start, end);
-        this.#state = this.#remaining === 0 ? "trailer" : "data";
-      } else if (end === start) {
-        this.#state = "done";
-      }
-    }
-    return { consumed: pos, payload };
-  }
+function digit(text: string, index: number): boolean {
+  const code = text.charCodeAt(index);
+  return code >= 48 && code <= 57;
 }
 
-/** Parses a chunk-size line: hex digits, then optional whitespace and extensions (`;...`). */
-function chunkSize(bytes: Uint8Array, start: number, end: number): number {
-  let size = 0;
-  let i = start;
-  for (; i < end; i++) {
-    const digit = hexValue(bytes[i]!);
-    if (digit < 0) break;
-    size = size * 16 + digit;
-  }
-  const digits = i - start;
-  while (i < end && (bytes[i] === 32 || bytes[i] === 9)) i++;
-  if (digits === 0 || digits > 12 || (i < end && bytes[i] !== 59)) {
-    const line = String.fromCharCode(...bytes.subarray(start, Math.min(end, start + 64)));
-    throw new ProtocolError(`Malformed chunk size ${JSON.stringify(line)}`);
-  }
-  return size;
+function isBlank(code: number): boolean {
+  return code === SP || code === HTAB;
 }
 
-function hexValue(byte: number): number {
-  if (byte >= 48 && byte <= 57) return byte - 48;
-  if (byte >= 97 && byte <= 102) return byte - 87;
-  if (byte >= 65 && byte <= 70) return byte - 55;
-  return -1;
+/** Whether `text[from, to)` holds a control character other than HTAB (NUL, CR, LF, DEL...). */
+function hasControl(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const code = text.charCodeAt(i);
+    if ((code < SP && code !== HTAB) || code === 127) return true;
+  }
+  return false;
+}
+
+/** Whether a comma-separated list (lower-cased) holds a token. */
+function hasToken(list: string, token: string): boolean {
+  for (const part of list.split(",")) if (part.trim() === token) return true;
+  return false;
+}
+
+function lastToken(list: string): string {
+  const parts = list.split(",");
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const part = parts[i]!.trim();
+    if (part !== "") return part;
+  }
+  return "";
 }

@@ -1,8 +1,9 @@
 /**
  * The upstream HTTP/1.1 client: one pool of keep-alive connections per server. This folder is the
- * whole client, usable and tested on its own: `http1_parse.ts` parses response heads and chunked
- * framing, `http1_connection.ts` runs one connection, this file pools them. It knows nothing of
- * the gateway, models or strategies.
+ * whole client, usable and tested on its own: `http1_parse.ts` parses and validates response
+ * heads, `http1_chunked.ts` decodes chunked bodies, `http1_connection.ts` runs one connection,
+ * `http1_body.ts` reads its answers' bodies, `http1_call.ts` is one request in flight, and this
+ * file pools connections. It knows nothing of the gateway, models or strategies.
  *
  * The gateway used `fetch` before; measured on one core against the benchmark upstream
  * (`bench/clients/main.ts`), `fetch` (with or without `Deno.createHttpClient`), `node:http`
@@ -18,6 +19,10 @@
  * @module
  */
 import { Http1Connection, type UpstreamBody, UpstreamClosed } from "./http1_connection.ts";
+import { ProtocolError } from "./http1_parse.ts";
+import { ConnectError, UpstreamCall } from "./http1_call.ts";
+
+export { ConnectError, UpstreamCall } from "./http1_call.ts";
 
 /** Idle connections older than this are closed rather than reused (below uvicorn's 5 s). */
 export const IDLE_MS = 4_000;
@@ -52,58 +57,6 @@ export interface UpstreamResponse {
 export interface SendOptions {
   /** Milliseconds allowed to open a new connection. */
   connectTimeoutMs: number;
-}
-
-/** A failure to open a connection (refused, unresolvable, or timed out). */
-export class ConnectError extends Error {
-  /**
-   * Creates the error.
-   *
-   * @param message What happened.
-   * @param options The cause.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ConnectError";
-  }
-}
-
-/** A request in flight; {@link UpstreamCall.abort} closes its connection. */
-export class UpstreamCall {
-  /** The answer, once its head arrived. */
-  readonly response: Promise<UpstreamResponse>;
-  #connection: Http1Connection | undefined;
-  #connecting: AbortController | undefined;
-  #aborted = false;
-
-  /**
-   * Starts the call.
-   *
-   * @param run Sends the request, given the call to attach connections to.
-   */
-  constructor(run: (call: UpstreamCall) => Promise<UpstreamResponse>) {
-    this.response = run(this);
-  }
-
-  /** Whether {@link UpstreamCall.abort} was called. */
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
-  /** Aborts the call: a pending connect is dropped, an open connection closed. */
-  abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#connecting?.abort();
-    this.#connection?.close();
-  }
-
-  /** @internal Attaches the connection in use. */
-  attach(connection: Http1Connection | undefined, connecting?: AbortController): void {
-    this.#connection = connection;
-    this.#connecting = connecting;
-    if (this.#aborted) connection?.close();
-  }
 }
 
 /** Keep-alive connections to one server. */
@@ -166,15 +119,19 @@ export class Http1Pool {
     request: UpstreamRequest,
     options: SendOptions,
   ): Promise<UpstreamResponse> {
-    const head = this.#head(request);
+    const parts = this.#parts(request);
     for (let attempt = 0;; attempt++) {
       const reused = attempt === 0 ? this.#takeIdle() : undefined;
       const connection = reused ?? await this.#connect(call, options.connectTimeoutMs);
       call.attach(connection);
       try {
-        await this.#write(connection, head, request.body);
+        // Full duplex: the answer is read while the request is written.
+        connection.send(parts);
         const answer = await connection.readHead(request.method);
-        const body = connection.body(answer, (reusable) => this.#done(connection, reusable));
+        const body = connection.body(answer, (reusable) => {
+          call.detach();
+          this.#done(connection, reusable);
+        });
         const empty = answer.framing === "none";
         if (empty) await body.read();
         return { status: answer.status, headers: answer.headers, body: empty ? null : body };
@@ -183,10 +140,9 @@ export class Http1Pool {
         this.#open.delete(connection);
         if (call.aborted) throw new UpstreamClosed("The request was aborted", { cause: error });
         if (reused && !connection.received) continue;
-        throw error instanceof UpstreamClosed ? error : new UpstreamClosed(
-          `The connection failed: ${errorMessage(error)}`,
-          { cause: error },
-        );
+        throw error instanceof UpstreamClosed || error instanceof ProtocolError
+          ? error
+          : new UpstreamClosed(`The connection failed: ${errorMessage(error)}`, { cause: error });
       }
     }
   }
@@ -252,16 +208,16 @@ export class Http1Pool {
     return encodeHead(text);
   }
 
-  async #write(connection: Http1Connection, head: Uint8Array, body: Uint8Array | null) {
-    if (body === null || body.byteLength === 0) return await connection.write(head);
-    if (body.byteLength <= COALESCE_BYTES) {
-      const both = new Uint8Array(head.byteLength + body.byteLength);
-      both.set(head);
-      both.set(body, head.byteLength);
-      return await connection.write(both);
-    }
-    await connection.write(head);
-    await connection.write(body);
+  /** The bytes to write: head and body together when the body is small, else apart. */
+  #parts(request: UpstreamRequest): Uint8Array[] {
+    const head = this.#head(request);
+    const body = request.body;
+    if (body === null || body.byteLength === 0) return [head];
+    if (body.byteLength > COALESCE_BYTES) return [head, body];
+    const both = new Uint8Array(head.byteLength + body.byteLength);
+    both.set(head);
+    both.set(body, head.byteLength);
+    return [both];
   }
 
   #done(connection: Http1Connection, reusable: boolean): void {

@@ -49,6 +49,19 @@ export class Peer {
     }
   }
 
+  /** Reads one request's head only (its body is left unread); null at end of file. */
+  async head(): Promise<string | null> {
+    for (;;) {
+      const headEnd = this.#buffer.indexOf("\r\n\r\n");
+      if (headEnd >= 0) {
+        const head = this.#buffer.slice(0, headEnd + 4);
+        this.#buffer = this.#buffer.slice(headEnd + 4);
+        return head;
+      }
+      if (!(await this.#fill())) return null;
+    }
+  }
+
   /** Writes a byte string fully. */
   async write(data: string): Promise<void> {
     const bytes = bytesOf(data);

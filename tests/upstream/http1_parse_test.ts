@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { seededRandom } from "../../strategies/_seeded_random.ts";
+import { ChunkedDecoder } from "../../upstream/http1_chunked.ts";
 import {
   byteString,
-  ChunkedDecoder,
   findHeadEnd,
   parseResponseHead,
   ProtocolError,
@@ -54,8 +54,8 @@ Deno.test("parseResponseHead finds how the body is delimited", () => {
   assert.deepEqual(framingOf([ok, "Transfer-Encoding: gzip, Chunked"]), ["chunked", 0, true]);
   assert.deepEqual(
     framingOf([ok, "transfer-encoding: chunked", "content-length: 5"]),
-    ["chunked", 0, true],
-    "transfer-encoding wins over content-length",
+    ["chunked", 0, false],
+    "transfer-encoding wins over content-length, and the connection is not reused",
   );
   assert.deepEqual(framingOf([ok, "transfer-encoding: gzip"]), ["close", 0, false]);
   assert.deepEqual(framingOf([ok, "transfer-encoding: chunked, gzip"]), ["close", 0, false]);
@@ -118,7 +118,9 @@ Deno.test("findHeadEnd returns the index after the blank line within the range",
   assert.equal(findHeadEnd(bytes, { start: 0, end: 25 }), 25);
   assert.equal(findHeadEnd(bytes, { start: 25, end: bytes.length }), bytes.length);
   assert.equal(findHeadEnd(bytes, { start: 23, end: bytes.length }), bytes.length);
-  assert.equal(findHeadEnd(encoder.encode("a\n\nb\r\n"), { start: 0, end: 6 }), -1);
+  assert.equal(findHeadEnd(encoder.encode("a\n\nb\r\n"), { start: 0, end: 6 }), 3, "bare LF");
+  assert.equal(findHeadEnd(encoder.encode("a\nb: c\n\r\nd"), { start: 0, end: 10 }), 9);
+  assert.equal(findHeadEnd(encoder.encode("a\r\n\rb"), { start: 0, end: 5 }), -1, "lone CR");
   assert.equal(findHeadEnd(new Uint8Array(0), { start: 0, end: 0 }), -1);
 });
 
@@ -226,7 +228,16 @@ Deno.test("ChunkedDecoder rejects malformed size lines and missing CRLF after da
     "3\r\nabc\r\nq\r\n",
   ];
   for (const wire of bad) {
-    assert.throws(() => new ChunkedDecoder().decode(encoder.encode(wire)), ProtocolError, wire);
+    // Payload before the fault comes out first; the fault is thrown on the next step.
+    const chunked = new ChunkedDecoder();
+    assert.throws(
+      () => {
+        chunked.decode(encoder.encode(wire));
+        chunked.throwIfFailed();
+      },
+      ProtocolError,
+      wire,
+    );
   }
   const long = encoder.encode("1" + ";x".repeat(5000));
   assert.throws(() => new ChunkedDecoder().decode(long), ProtocolError, "size line too long");
