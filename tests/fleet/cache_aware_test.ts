@@ -161,8 +161,8 @@ Deno.test("cache_aware: a server that leaves the fleet loses its entries; the in
   const chosen = strategy.pick([a, b], long)!;
   strategy.onStart!(chosen, long);
   const other = chosen === a ? b : a;
-  // Ten requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
-  const busier = view(chosen.url, { inFlight: 10 });
+  // Twenty requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
+  const busier = view(chosen.url, { inFlight: 20 });
   assert.equal(strategy.pick([busier, other], facts({ prompt: words(1, 1600) }))!.url, chosen.url);
   // It leaves the fleet and comes back: its record is gone, so the idler server wins.
   strategy.onServers!([other]);
