@@ -129,8 +129,8 @@ Deno.test("cache_aware trades a cached prefix against load, and forgets restarte
   const other = first === a ? b : a;
   // Equal load: the server holding the prefix wins for every new user.
   for (let user = 1; user < 20; user++) assert.equal(strategy.pick([a, b], ask(user)), first);
-  // Busy enough to lose ~2,000 tokens of prefill: 8 waiting requests count as 128 running ones,
-  // at 32 tokens each (the defaults queue_weight 16 and load_tokens 32).
+  // Busy enough to lose ~2,000 tokens of prefill: 8 waiting requests count as 32 running ones,
+  // at 128 tokens each (the defaults queue_weight 4 and load_tokens 128).
   const busy = view(first.url, { metrics: metrics({ running: 16, waiting: 8 }) });
   const idle = view(other.url, { metrics: metrics({ running: 0 }) });
   assert.equal(strategy.pick([busy, idle], ask(21))!.url, other.url);
@@ -149,11 +149,7 @@ Deno.test("cache_aware trades a cached prefix against load, and forgets restarte
 });
 
 Deno.test("cache_aware: a server that leaves the fleet loses its entries; the index is bounded", () => {
-  const strategy = createCacheAware({
-    model: "m",
-    options: { max_blocks: 64, block_bytes: 64 },
-    metricsInterval: 1,
-  });
+  const strategy = createCacheAware({ model: "m", options: {}, metricsInterval: 1 });
   const a = view("http://a");
   const b = view("http://b");
   strategy.onServers!([a, b]);
@@ -161,8 +157,8 @@ Deno.test("cache_aware: a server that leaves the fleet loses its entries; the in
   const chosen = strategy.pick([a, b], long)!;
   strategy.onStart!(chosen, long);
   const other = chosen === a ? b : a;
-  // Twenty requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
-  const busier = view(chosen.url, { inFlight: 20 });
+  // Ten requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
+  const busier = view(chosen.url, { inFlight: 10 });
   assert.equal(strategy.pick([busier, other], facts({ prompt: words(1, 1600) }))!.url, chosen.url);
   // It leaves the fleet and comes back: its record is gone, so the idler server wins.
   strategy.onServers!([other]);
