@@ -54,6 +54,7 @@ import type {
 import { hashText, type PromptBlocks, promptBlocks } from "./_prompt_blocks.ts";
 import { PrefixIndex } from "./_prefix_index.ts";
 import { SpeedLearner } from "./_speed_learner.ts";
+import { liveLoad } from "./real_time_metrics.ts";
 import { z } from "zod";
 
 /** Cost multiplier of a saturated server. */
@@ -128,19 +129,12 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   }
 
   /** The load part of a server's cost: `(1 + load) * load_tokens / speed`. */
-  function loadCost(server: ServerView, speed: number, context: { now: number }): number {
+  function loadCost(server: ServerView, speed: number, now: number): number {
+    const load = liveLoad(server, settings.queueWeight, learner.endedSince(server, now));
     const metrics = server.metrics;
-    let load = server.inFlight;
-    let saturated = false;
-    if (metrics !== undefined) {
-      load = Math.max(
-        0,
-        settings.queueWeight * metrics.waiting + metrics.running + server.sentSinceScrape -
-          learner.endedSince(server, context.now),
-      );
-      saturated = (metrics.kvUsage ?? 0) >= settings.saturatedKv ||
-        metrics.waiting >= settings.saturatedQueue;
-    }
+    const saturated = metrics !== undefined &&
+      ((metrics.kvUsage ?? 0) >= settings.saturatedKv ||
+        metrics.waiting >= settings.saturatedQueue);
     const value = (1 + load) * settings.loadTokens / speed;
     return saturated ? value * SATURATED : value;
   }
@@ -163,13 +157,12 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
    * its ranking, where every replica sends it unless the home is too busy.
    */
   function creditHistory(
-    servers: readonly ServerView[],
     turn: { cached: number[]; ranked: number[]; speeds: number[]; blocks: PromptBlocks },
   ): void {
     const { cached, blocks } = turn;
     const previous = Math.floor(blocks.previousBytes / settings.blockBytes) * settings.blockBytes;
     let known = false;
-    for (let i = 0; i < servers.length; i++) {
+    for (let i = 0; i < cached.length; i++) {
       if (previous > 0 && cached[i]! >= previous) {
         cached[i] = Math.max(cached[i]!, blocks.historyBytes);
         known = true;
@@ -196,12 +189,11 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const cached = servers.map((server) =>
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
-      const context = { blocks, now };
       const speedOf = servers.map((server) => coarse(speeds.get(server.url) ?? 1));
-      const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, context));
+      const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, now));
       const ranked = rank(servers, key);
       if (blocks.historyBytes > 0) {
-        creditHistory(servers, { cached, ranked, speeds: speedOf, blocks });
+        creditHistory({ cached, ranked, speeds: speedOf, blocks });
       }
       const costs = servers.map((_, i) => loads[i]! + missTokens(blocks, cached[i]!) / speedOf[i]!);
       let best = Infinity;

@@ -75,6 +75,29 @@ export interface LiveFacts {
 }
 
 /**
+ * A server's live load: `queue_weight * waiting + running + sent_since_scrape -
+ * ended_since_scrape` from its fresh metrics (never below 0), or the gateway's in-flight count on
+ * it when its metrics are stale.
+ *
+ * @param server The server's view.
+ * @param queueWeight Running requests one waiting request counts as.
+ * @param endedSinceScrape Requests to it that ended since its metrics were scraped.
+ * @returns The load.
+ */
+export function liveLoad(
+  server: ServerView,
+  queueWeight: number,
+  endedSinceScrape: number,
+): number {
+  const metrics = server.metrics;
+  if (metrics === undefined) return server.inFlight;
+  return Math.max(
+    0,
+    queueWeight * metrics.waiting + metrics.running + server.sentSinceScrape - endedSinceScrape,
+  );
+}
+
+/**
  * Computes a server's live weight; always positive.
  *
  * @param server The server's view.
@@ -89,17 +112,13 @@ export function liveWeight(
 ): number {
   const floor = server.weight * params.minWeight;
   const speed = facts.speed ?? 1;
+  const load = liveLoad(server, params.queueWeight, facts.endedSinceScrape ?? 0);
   const metrics = server.metrics;
   if (metrics === undefined) {
-    return Math.max(floor, server.weight * (speed / (1 + server.inFlight)) ** params.power);
+    return Math.max(floor, server.weight * (speed / (1 + load)) ** params.power);
   }
   const kvUsage = metrics.kvUsage ?? 0;
   if (kvUsage >= params.saturatedKv || metrics.waiting >= params.saturatedQueue) return floor;
-  const load = Math.max(
-    0,
-    params.queueWeight * metrics.waiting + metrics.running + server.sentSinceScrape -
-      (facts.endedSinceScrape ?? 0),
-  );
   const kv = Math.max(params.minKvFactor, 1 - kvUsage);
   return Math.max(floor, server.weight * kv * (speed / (1 + load)) ** params.power);
 }
