@@ -122,3 +122,13 @@ export function errorResponse(error: unknown, headers?: HeadersInit): Response {
   for (const [name, value] of Object.entries(extra)) out.set(name, value);
   return new Response(JSON.stringify(body), { status, headers: out });
 }
+
+/**
+ * The first line of an error's message, for log lines and error messages.
+ *
+ * @param error Anything thrown.
+ * @returns The text.
+ */
+export function errorLine(error: unknown): string {
+  return error instanceof Error ? error.message.split("\n")[0]! : String(error);
+}

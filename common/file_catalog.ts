@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { errorLine } from "./errors.ts";
 
 /** How to find one kind of file. */
 export interface FileCatalogOptions<T> {
@@ -129,7 +130,9 @@ async function importDefault<T>(path: string, kind: string): Promise<T> {
   try {
     module = await import(url);
   } catch (error) {
-    if (!isCompiled()) throw new Error(`failed to load ${kind} file "${path}": ${message(error)}`);
+    if (!isCompiled()) {
+      throw new Error(`failed to load ${kind} file "${path}": ${errorLine(error)}`);
+    }
     const text = await Deno.readTextFile(path);
     const type = path.endsWith(".js") ? "javascript" : "typescript";
     const encoded = btoa(String.fromCharCode(...new TextEncoder().encode(text)));
@@ -140,8 +143,4 @@ async function importDefault<T>(path: string, kind: string): Promise<T> {
     throw new Error(`${kind} file "${path}" has no default export function create(options)`);
   }
   return factory as T;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message.split("\n")[0]! : String(error);
 }

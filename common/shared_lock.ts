@@ -44,19 +44,27 @@ export function unlockCell(cells: Int32Array, index: number): void {
   }
 }
 
+/** A lock cell: `lockCell(cells, index)`. */
+export interface LockRef {
+  /** The array holding the lock. */
+  readonly cells: Int32Array;
+  /** The lock's cell. */
+  readonly index: number;
+}
+
 /**
- * Runs `section` holding the lock in `cells[index]`.
+ * Runs `section` holding a lock when there is one.
  *
- * @param cells The lock's array.
- * @param index The lock's cell.
+ * @param lock The lock, or `undefined` (one worker: no lock).
  * @param section Synchronous work.
  * @returns What `section` returns.
  */
-export function withLock<T>(cells: Int32Array, index: number, section: () => T): T {
-  lockCell(cells, index);
+export function underLock<T>(lock: LockRef | undefined, section: () => T): T {
+  if (lock === undefined) return section();
+  lockCell(lock.cells, lock.index);
   try {
     return section();
   } finally {
-    unlockCell(cells, index);
+    unlockCell(lock.cells, lock.index);
   }
 }

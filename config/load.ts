@@ -11,6 +11,7 @@ import { StrategyCatalog } from "../strategies/loader.ts";
 import type { StrategyFactory } from "../strategies/types.ts";
 import { PluginCatalog } from "../plugins/loader.ts";
 import type { PluginFactory } from "../plugins/types.ts";
+import { errorLine } from "../common/errors.ts";
 
 /** A spec that failed to load; `problems` lists every one, each starting with its path. */
 export class SpecError extends Error {
@@ -64,7 +65,7 @@ export async function loadSpecFile(
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new SpecError(`"${path}"`, [`cannot read the file: ${errorText(error)}`]);
+    throw new SpecError(`"${path}"`, [`cannot read the file: ${errorLine(error)}`]);
   }
   const format = /\.json$/i.test(path) ? "json" : "yaml";
   return await loadSpecText(text, { ...options, format, source: path });
@@ -96,7 +97,7 @@ export async function loadSpecText(
     raw = options.format === "json" ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     throw new SpecError(source, [
-      `cannot parse ${options.format.toUpperCase()}: ${errorText(error)}`,
+      `cannot parse ${options.format.toUpperCase()}: ${errorLine(error)}`,
     ]);
   }
   const problems: string[] = [];
@@ -114,7 +115,7 @@ export async function loadSpecText(
       try {
         factories.set(name, await catalog.resolve(ref, baseDir));
       } catch (error) {
-        problems.push(`${formatPath(["models", name, "strategy"])}: ${errorText(error)}`);
+        problems.push(`${formatPath(["models", name, "strategy"])}: ${errorLine(error)}`);
       }
     }),
   );
@@ -128,7 +129,7 @@ export async function loadSpecText(
           metricsInterval: parsed.data.metrics_update_interval,
         });
       } catch (error) {
-        problems.push(`${formatPath(["models", name, "strategy_options"])}: ${errorText(error)}`);
+        problems.push(`${formatPath(["models", name, "strategy_options"])}: ${errorLine(error)}`);
       }
     }
   }
@@ -139,7 +140,7 @@ export async function loadSpecText(
       try {
         plugins.push(await pluginCatalog.resolve(plugin.name, baseDir));
       } catch (error) {
-        problems.push(`${formatPath(["plugins", index, "name"])}: ${errorText(error)}`);
+        problems.push(`${formatPath(["plugins", index, "name"])}: ${errorLine(error)}`);
       }
     }
   }
@@ -261,8 +262,4 @@ function dirname(path: string): string {
   const cut = path.lastIndexOf("/");
   if (cut < 0) return Deno.cwd();
   return cut === 0 ? "/" : path.slice(0, cut);
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message.split("\n")[0]! : String(error);
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "./load.ts";
+import { errorLine } from "../common/errors.ts";
 
 /** How a spec file is written: JSON for `.json`, YAML otherwise. */
 export type SpecFormat = "json" | "yaml";
@@ -45,7 +46,7 @@ export async function readSpecFile(
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new SpecError(`"${path}"`, [`cannot read the file: ${messageOf(error)}`]);
+    throw new SpecError(`"${path}"`, [`cannot read the file: ${errorLine(error)}`]);
   }
   const format = specFormatOf(path);
   return { text, format, loaded: await loadSpecText(text, { ...options, format, source: path }) };
@@ -60,7 +61,7 @@ export class SpecWriteError extends Error {
    * @param cause The underlying failure.
    */
   constructor(path: string, cause: unknown) {
-    super(`Writing "${path}" failed: ${messageOf(cause)}`, { cause });
+    super(`Writing "${path}" failed: ${errorLine(cause)}`, { cause });
     this.name = "SpecWriteError";
   }
 }
@@ -100,7 +101,7 @@ export async function writeBlocker(path: string): Promise<string | undefined> {
     await Deno.remove(probe);
     return undefined;
   } catch (error) {
-    return `the spec file "${path}" cannot be written: ${messageOf(error)}`;
+    return `the spec file "${path}" cannot be written: ${errorLine(error)}`;
   }
 }
 
@@ -149,8 +150,4 @@ export async function writeAtomic(path: string, text: string): Promise<void> {
   } catch {
     // The rename is done; syncing the folder only makes it durable sooner.
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message.split("\n")[0]! : String(error);
 }

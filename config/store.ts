@@ -12,6 +12,7 @@ import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "
 import type { Spec } from "./schema.ts";
 import { describeSpecChange } from "./spec_diff.ts";
 import { type SpecFormat, specFormatOf, writeAtomic, writeBlocker } from "./spec_file.ts";
+import { errorLine } from "../common/errors.ts";
 
 const logger = getLogger(["llmstream", "config"]);
 
@@ -239,10 +240,10 @@ export class SpecStore {
       if (cause === "file") {
         logger.warn("Cannot read the spec file {path}: {error}; the running config stays", {
           path,
-          error: messageOf(error),
+          error: errorLine(error),
         });
       }
-      return this.#emit({ source: "file", outcome: "unchanged", summary: messageOf(error) });
+      return this.#emit({ source: "file", outcome: "unchanged", summary: errorLine(error) });
     }
     if (text === this.#fileText || text === this.#text) {
       this.#fileText = text;
@@ -288,7 +289,7 @@ export class SpecStore {
       await loadSpecText(text, this.#loadOptions());
       return [];
     } catch (error) {
-      return error instanceof SpecError ? error.problems : [messageOf(error)];
+      return error instanceof SpecError ? error.problems : [errorLine(error)];
     }
   }
 
@@ -311,8 +312,4 @@ export class SpecStore {
     this.#tail = run.catch(() => {});
     return run;
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message.split("\n")[0]! : String(error);
 }

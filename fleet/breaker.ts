@@ -9,8 +9,7 @@
  *
  * @module
  */
-import { lockCell, unlockCell } from "../common/shared_lock.ts";
-import { type LockRef, underLock } from "./shared_fleet.ts";
+import { lockCell, type LockRef, underLock, unlockCell } from "../common/shared_lock.ts";
 
 /** Breaker settings, in seconds where they are times. */
 export interface BreakerSettings {

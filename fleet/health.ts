@@ -8,6 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { FleetSource } from "./fleet.ts";
+import { errorLine } from "../common/errors.ts";
 
 const logger = getLogger(["llmstream", "health"]);
 
@@ -102,9 +103,7 @@ export class HealthChecker {
     } catch (error) {
       problem = controller.signal.aborted
         ? `no answer within ${settings.timeout} s`
-        : error instanceof Error
-        ? error.message.split("\n")[0]!
-        : String(error);
+        : errorLine(error);
     } finally {
       clearTimeout(timer);
       track.running = false;

@@ -70,11 +70,6 @@ export class ServerLease implements Disposable {
     options.route.strategy.onStart?.(endpoint, options.facts);
   }
 
-  /** Whether the lease was released. */
-  get released(): boolean {
-    return this.#state === RELEASED;
-  }
-
   /**
    * Attaches the one part to tell of the release (the forwarded request's own cleanup).
    *

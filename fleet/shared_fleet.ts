@@ -9,10 +9,11 @@
  *
  * @module
  */
-import { lockCell, unlockCell } from "../common/shared_lock.ts";
+import type { LockRef } from "../common/shared_lock.ts";
+import { BREAKER_CELLS } from "./breaker.ts";
 
 /** Most distinct server URLs (and routes) over a process's life. */
-export const MAX_SLOTS = 1024;
+const MAX_SLOTS = 1024;
 const SERVER_INTS = 8;
 const IN_FLIGHT = 0;
 const WAITING = 1;
@@ -21,10 +22,10 @@ const REQUESTS = 3;
 const UNHEALTHY = 4;
 const BREAKER_LOCK = 5;
 /** Float64 cells of one server's breaker. */
-export const BREAKER_FLOATS = 40;
+const BREAKER_FLOATS = BREAKER_CELLS;
 const ROUTE_INTS = 16;
 /** Int32 cells a strategy gets per route. */
-export const STRATEGY_CELLS = ROUTE_INTS - 1;
+const STRATEGY_CELLS = ROUTE_INTS - 1;
 
 const SERVER_BYTES = MAX_SLOTS * SERVER_INTS * 4;
 const BREAKER_BYTES = MAX_SLOTS * BREAKER_FLOATS * 8;
@@ -36,14 +37,6 @@ export interface FleetSlots {
   readonly servers: readonly (readonly [string, number])[];
   /** `[route key, slot]` pairs. */
   readonly routes: readonly (readonly [string, number])[];
-}
-
-/** A lock cell: `lockCell(cells, index)`. */
-export interface LockRef {
-  /** The array holding the lock. */
-  readonly cells: Int32Array;
-  /** The lock's cell. */
-  readonly index: number;
 }
 
 /** One server's shared cells. */
@@ -238,7 +231,7 @@ export class SharedFleet {
     const base = slot * ROUTE_INTS;
     return {
       lock: { cells: this.#routeInts, index: base },
-      cells: this.#routeInts.subarray(base + 1, base + ROUTE_INTS),
+      cells: this.#routeInts.subarray(base + 1, base + 1 + STRATEGY_CELLS),
     };
   }
 
@@ -247,22 +240,5 @@ export class SharedFleet {
     if (known !== undefined || !this.#leader || table.size >= MAX_SLOTS) return known;
     table.set(key, table.size);
     return table.size - 1;
-  }
-}
-
-/**
- * Runs `section` holding a route's lock when there is one.
- *
- * @param lock The lock, or `undefined` (one worker: no lock).
- * @param section Synchronous work.
- * @returns What `section` returns.
- */
-export function underLock<T>(lock: LockRef | undefined, section: () => T): T {
-  if (lock === undefined) return section();
-  lockCell(lock.cells, lock.index);
-  try {
-    return section();
-  } finally {
-    unlockCell(lock.cells, lock.index);
   }
 }

@@ -41,7 +41,7 @@ export type Expiry = "first_byte" | "idle" | "total" | "client_idle";
  * request's CPU), and most answers come sooner; a disconnect before that is seen on first access.
  * Streams also learn of a disconnect from their body's `cancel()`.
  */
-export const CLIENT_WATCH_AFTER_MS = 50;
+const CLIENT_WATCH_AFTER_MS = 50;
 
 /** Waiting for the response head. */
 const HEAD = 0;

@@ -27,7 +27,7 @@ export type { ForwardResult } from "./exchange.ts";
  * Largest JSON (non-SSE) answer read whole before it is passed on; a longer one streams through
  * with back-pressure. The idle timeout covers both.
  */
-export const JSON_BUFFER_BYTES = 1024 * 1024;
+const JSON_BUFFER_BYTES = 1024 * 1024;
 
 /** What {@link forward} needs. */
 export interface ForwardOptions {
@@ -114,7 +114,8 @@ export async function forward(options: ForwardOptions): Promise<Response> {
   }
   if (options.readUsage) exchange.tap = new UsageTap(sse);
   exchange.waitingForClient();
-  const response = new Response(answerStream(exchange, body, sse), { status, headers });
+  const stream = answerStream(exchange, body, { sse, blame });
+  const response = new Response(stream, { status, headers });
   // From here the stream owns the lease: it releases it however it ends.
   lease.adopt();
   return response;
@@ -122,11 +123,11 @@ export async function forward(options: ForwardOptions): Promise<Response> {
 
 /** Ends a request that failed before its answer was passed on, and says why. */
 function failed(exchange: Exchange, error: unknown, stage: "head" | "body"): HttpError {
-  const facts = factsOf(exchange, stage);
   if (exchange.clientGone) {
     exchange.end("aborted", false);
     return clientClosed(error);
   }
+  const facts = factsOf(exchange, stage);
   exchange.end("error", true);
   return upstreamError(error, facts);
 }
@@ -147,10 +148,10 @@ function factsOf(exchange: Exchange, stage: "head" | "body"): FailureFacts {
 function answerStream(
   exchange: Exchange,
   body: UpstreamBody,
-  sse: boolean,
+  answer: { sse: boolean; blame: boolean },
 ): ReadableStream<Uint8Array> {
-  const framer = sse ? new SseFramer() : undefined;
-  const blame = (exchange.result.status ?? 0) >= 500;
+  const framer = answer.sse ? new SseFramer() : undefined;
+  const blame = answer.blame;
   return new ReadableStream<Uint8Array>({
     start(controller) {
       exchange.controller = controller;
@@ -182,7 +183,7 @@ function answerStream(
         }
         const facts = factsOf(exchange, "body");
         exchange.end("error", true);
-        if (!sse) {
+        if (!answer.sse) {
           // A JSON body cannot carry an error: the client sees the answer cut short (and Deno
           // logs this error's message).
           controller.error(upstreamError(error, facts));

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { HttpError } from "../common/errors.ts";
+import { errorLine, HttpError } from "../common/errors.ts";
 import type { ForwardTimeouts } from "../fleet/routes.ts";
 import { ConnectError } from "../upstream/http1_pool.ts";
 import { ProtocolError } from "../upstream/http1_parse.ts";
@@ -100,9 +100,8 @@ export function streamErrorEvent(error: unknown, facts: FailureFacts): string {
 }
 
 function errorText(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : "";
-    return `${error.message.split("\n")[0]}${cause}`;
-  }
-  return String(error);
+  const cause = error instanceof Error && error.cause instanceof Error
+    ? `: ${error.cause.message}`
+    : "";
+  return `${errorLine(error)}${cause}`;
 }

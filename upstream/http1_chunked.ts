@@ -13,7 +13,7 @@ export const MAX_CHUNK_SIZE = 2 ** 48 - 1;
 /** Longest chunk-size or trailer line accepted. */
 const MAX_LINE = 4096;
 /** Most trailer bytes accepted after the last chunk. */
-export const MAX_TRAILER_BYTES = 64 * 1024;
+const MAX_TRAILER_BYTES = 64 * 1024;
 
 const CR = 13;
 const LF = 10;

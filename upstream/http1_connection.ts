@@ -45,8 +45,6 @@ export class Http1Connection {
   received = false;
   /** Bytes read from the socket so far: deadlines see progress without a clock read per chunk. */
   bytesRead = 0;
-  /** Requests sent on this connection. */
-  uses = 0;
   /** `performance.now()` when it went idle. */
   idleSince = 0;
 
@@ -200,7 +198,6 @@ export class Http1Connection {
   unpark(): void {
     this.#idle = false;
     this.received = false;
-    this.uses++;
   }
 
   /** Closes the socket (idempotent); pending reads and writes fail. */

@@ -12,7 +12,7 @@
  * connect timeout and a body that is read into one reused buffer per connection.
  *
  * Idle connections keep a read pending, so one the server closes (uvicorn closes idle ones after
- * 5 s) leaves the pool at once; connections idle for {@link IDLE_MS} are not reused. A request
+ * 5 s) leaves the pool at once; connections idle for 4 s are not reused. A request
  * that fails on a reused connection before any byte of the answer came back is sent once more on
  * a new connection (the server closed it as we wrote: nothing was processed).
  *
@@ -20,12 +20,14 @@
  */
 import { Http1Connection, type UpstreamBody, UpstreamClosed } from "./http1_connection.ts";
 import { ProtocolError } from "./http1_parse.ts";
+import { concatBytes } from "../common/bytes.ts";
 import { ConnectError, UpstreamCall } from "./http1_call.ts";
+import { errorLine } from "../common/errors.ts";
 
 export { ConnectError, UpstreamCall } from "./http1_call.ts";
 
 /** Idle connections older than this are closed rather than reused (below uvicorn's 5 s). */
-export const IDLE_MS = 4_000;
+const IDLE_MS = 4_000;
 /** Idle connections kept per server at most. */
 const MAX_IDLE = 1_024;
 /** Bodies up to this size are written together with the head in one write. */
@@ -142,7 +144,7 @@ export class Http1Pool {
         if (reused && !connection.received) continue;
         throw error instanceof UpstreamClosed || error instanceof ProtocolError
           ? error
-          : new UpstreamClosed(`The connection failed: ${errorMessage(error)}`, { cause: error });
+          : new UpstreamClosed(`The connection failed: ${errorLine(error)}`, { cause: error });
       }
     }
   }
@@ -184,7 +186,7 @@ export class Http1Pool {
       throw new ConnectError(
         timedOut
           ? `did not accept a connection within ${timeoutMs / 1000} s`
-          : `refused the connection (${errorMessage(error)})`,
+          : `refused the connection (${errorLine(error)})`,
         { cause: error },
       );
     } finally {
@@ -214,10 +216,7 @@ export class Http1Pool {
     const body = request.body;
     if (body === null || body.byteLength === 0) return [head];
     if (body.byteLength > COALESCE_BYTES) return [head, body];
-    const both = new Uint8Array(head.byteLength + body.byteLength);
-    both.set(head);
-    both.set(body, head.byteLength);
-    return [both];
+    return [concatBytes([head, body])];
   }
 
   #done(connection: Http1Connection, reusable: boolean): void {
@@ -260,8 +259,4 @@ async function abortable<T extends Deno.Conn>(pending: Promise<T>, abort: AbortC
     abort.signal.addEventListener("abort", onAbort, { once: true });
     pending.then(resolve, reject).finally(() => abort.signal.removeEventListener("abort", onAbort));
   });
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message.split("\n")[0]! : String(error);
 }

@@ -45,7 +45,6 @@ export interface ClusterOptions {
 
 interface Member {
   readonly worker: Worker;
-  readonly id: number;
   alive: boolean;
 }
 
@@ -197,7 +196,7 @@ export class Cluster implements SpecTarget {
 
   #spawn(id: number, port: number, memory: Record<string, SharedArrayBuffer>): Promise<number> {
     const worker = new Worker(new URL("./worker_main.ts", import.meta.url), { type: "module" });
-    const member: Member = { worker, id, alive: true };
+    const member: Member = { worker, alive: true };
     this.#members.push(member);
     const listening = Promise.withResolvers<number>();
     worker.onmessage = (event: MessageEvent<FromWorker>) => {
