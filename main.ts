@@ -9,7 +9,7 @@ import { getLogger } from "@logtape/logtape";
 import { DEMO_FLEET, DEMO_SPEC } from "./config/demo.ts";
 import { type LoadedSpec, type LoadSpecOptions, loadSpecText, SpecError } from "./config/load.ts";
 import type { Spec } from "./config/schema.ts";
-import { readSpecFile, specFormatOf } from "./config/spec_file.ts";
+import { readSpecFile, type SpecFormat } from "./config/spec_file.ts";
 import { SharedFleet } from "./fleet/shared_fleet.ts";
 import { Cluster } from "./workers/cluster.ts";
 import { startControlPlane } from "./admin/control_plane.ts";
@@ -95,15 +95,18 @@ async function main(args: string[]): Promise<number> {
   const fleet: SimServer[] = [];
   let loaded: LoadedSpec;
   let text = DEMO_SPEC;
+  let specFormat: SpecFormat = "yaml";
+  let demoEnv: (readonly [string, string])[] = [];
   let load: LoadSpecOptions = {};
   try {
     if (flags.config !== undefined) {
-      ({ loaded, text } = await readSpecFile(flags.config));
+      ({ loaded, text, format: specFormat } = await readSpecFile(flags.config));
     } else {
       for (const model of DEMO_FLEET) {
         fleet.push(await startSimServer({ port: 0, models: [model] }));
       }
-      const urls = new Map(fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url]));
+      demoEnv = fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url] as const);
+      const urls = new Map(demoEnv);
       load = { env: (name) => urls.get(name) };
       loaded = await loadSpecText(DEMO_SPEC, { ...load, format: "yaml" });
     }
@@ -130,11 +133,9 @@ async function main(args: string[]): Promise<number> {
         log: { format, level },
         spec: {
           text,
-          format: flags.config === undefined ? "yaml" : specFormatOf(flags.config),
+          format: specFormat,
           source: flags.config,
-          env: fleet.length === 0
-            ? undefined
-            : fleet.map((sim, i) => [`DEMO_SERVER_${i + 1}`, sim.url] as const),
+          env: demoEnv.length === 0 ? undefined : demoEnv,
         },
       });
     }

@@ -34,6 +34,10 @@ export type BreakerState = "closed" | "open" | "half_open";
 
 const BUCKETS = 10;
 const STATES: readonly BreakerState[] = ["closed", "open", "half_open"];
+// The state cell holds an index of STATES.
+const CLOSED = 0;
+const OPEN = 1;
+const HALF_OPEN = 2;
 // Cells of the breaker's state, in a Float64Array (shared between workers when there are several).
 const STATE = 0;
 const CONSECUTIVE = 1;
@@ -106,8 +110,8 @@ export class Breaker {
    */
   admits(now: number): boolean {
     const state = this.#d[STATE]!;
-    if (state === 0) return true;
-    if (state === 1) return now >= this.#d[OPEN_UNTIL]!;
+    if (state === CLOSED) return true;
+    if (state === OPEN) return now >= this.#d[OPEN_UNTIL]!;
     return this.#d[PROBING] === 0;
   }
 
@@ -119,11 +123,11 @@ export class Breaker {
    * @returns Whether this request is the probe.
    */
   onSend(now: number): boolean {
-    if (this.#d[STATE] === 0) return false;
+    if (this.#d[STATE] === CLOSED) return false;
     return underLock(this.#lock, () => {
       const d = this.#d;
-      if (d[STATE] === 1 && now >= d[OPEN_UNTIL]!) d[STATE] = 2;
-      if (d[STATE] === 2 && d[PROBING] === 0) {
+      if (d[STATE] === OPEN && now >= d[OPEN_UNTIL]!) d[STATE] = HALF_OPEN;
+      if (d[STATE] === HALF_OPEN && d[PROBING] === 0) {
         d[PROBING] = 1;
         return true;
       }
@@ -166,7 +170,7 @@ export class Breaker {
       this.#close();
       return "restored";
     }
-    if (d[STATE] !== 0) return undefined;
+    if (d[STATE] !== CLOSED) return undefined;
     this.#count(failed, now);
     d[CONSECUTIVE] = failed ? d[CONSECUTIVE]! + 1 : 0;
     if (d[CONSECUTIVE]! >= this.#settings.consecutive_failures) return this.#open(now, false);
@@ -183,7 +187,7 @@ export class Breaker {
     const previous = d[OPEN_UNTIL]! > 0 ? d[LAST_COOLDOWN]! : base;
     const cooldown = again ? Math.min(previous * 2, this.#settings.max_cooldown * 1000) : base;
     d[LAST_COOLDOWN] = cooldown;
-    d[STATE] = 1;
+    d[STATE] = OPEN;
     d[OPEN_UNTIL] = now + cooldown;
     d[CONSECUTIVE] = 0;
     d.fill(0, TOTALS, BUCKET_AT);
@@ -193,7 +197,7 @@ export class Breaker {
 
   #close(): void {
     const d = this.#d;
-    d[STATE] = 0;
+    d[STATE] = CLOSED;
     d[CONSECUTIVE] = 0;
     d[PROBING] = 0;
     d[OPEN_UNTIL] = 0;

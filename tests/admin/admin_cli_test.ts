@@ -1,52 +1,7 @@
 import assert from "node:assert/strict";
 import { loadSpecFile } from "../../config/load.ts";
 import { ORIGINAL_CONFIG } from "../support/original_config.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
-
-interface Main {
-  url: string;
-  log(): string;
-  stop(): Promise<Deno.CommandStatus>;
-}
-
-/** Starts main.ts on a free port and resolves once it logs that it listens. */
-async function startMain(args: string[]): Promise<Main> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--config", CONFIG, "-A", MAIN, "--host", "127.0.0.1", "--port", "0", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-    env: { LLMSTREAM_ADMIN_TOKEN: "" },
-  }).spawn();
-  let log = "";
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const drained = (async () => {
-    for (;;) {
-      const chunk = await reader.read().catch(() => ({ done: true, value: "" }));
-      if (chunk.done) break;
-      log += chunk.value;
-    }
-  })();
-  const deadline = Date.now() + 30_000;
-  let match: RegExpExecArray | null = null;
-  while (!(match = /listening on "?(http:\/\/[^\s"]+)/.exec(log))) {
-    if (Date.now() > deadline) throw new Error(`main.ts did not start:\n${log}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return {
-    url: match[1]!,
-    log: () => log,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.stderr.cancel();
-      const status = await child.status;
-      await drained;
-      return status;
-    },
-  };
-}
+import { spawnMain } from "../support/main_process.ts";
 
 /** The original README's four admin curls, with their bodies as written. */
 async function readmeCurls(url: string): Promise<Response[]> {
@@ -80,7 +35,7 @@ Deno.test("the original README's admin curls work on `deno task start --config`"
   const dir = await Deno.makeTempDir();
   const path = `${dir}/config.json`;
   await Deno.writeTextFile(path, ORIGINAL_CONFIG);
-  const main = await startMain(["--config", path]);
+  const main = await spawnMain(["--config", path]);
   try {
     const statuses = (await readmeCurls(main.url)).map((response) => response.status);
     assert.deepEqual(statuses, [200, 201, 200, 200]);
@@ -105,7 +60,7 @@ Deno.test("--no-write-back and demo mode keep admin changes in memory", async ()
   const path = `${dir}/config.json`;
   await Deno.writeTextFile(path, ORIGINAL_CONFIG);
   for (const args of [["--config", path, "--no-write-back"], []]) {
-    const main = await startMain(args);
+    const main = await spawnMain(args);
     try {
       const responses = await readmeCurls(main.url);
       assert.deepEqual(responses.map((response) => response.status), [200, 201, 200, 200]);

@@ -1,6 +1,6 @@
 /**
  * Test helper: `main.ts` as its own process (as an operator runs it), on a free loopback port,
- * with a spec written to a temporary file.
+ * with the flags given ({@link spawnMain}) or a spec written to a temporary file ({@link startMain}).
  *
  * @module
  */
@@ -12,9 +12,7 @@ const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
 export interface MainProcess {
   /** Its base URL. */
   readonly url: string;
-  /** Its spec file. */
-  readonly specPath: string;
-  /** Everything it logged so far. */
+  /** Everything it logged so far (standard output and error). */
   log(): string;
   /** Sends SIGTERM without waiting. */
   terminate(): void;
@@ -29,13 +27,38 @@ export interface MainProcess {
  * @param args Extra flags, e.g. `["--workers", "2"]`.
  * @returns The process.
  */
-export async function startMain(spec: unknown, args: string[] = []): Promise<MainProcess> {
+export async function startMain(
+  spec: unknown,
+  args: string[] = [],
+): Promise<MainProcess & { readonly specPath: string }> {
   const dir = await Deno.makeTempDir();
   const specPath = `${dir}/spec.json`;
   await Deno.writeTextFile(specPath, JSON.stringify(spec, null, 2));
+  const main = await spawnMain(["--config", specPath, ...args]).catch(async (error) => {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw error;
+  });
+  return {
+    ...main,
+    specPath,
+    async stop() {
+      const status = await main.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      return status;
+    },
+  };
+}
+
+/**
+ * Starts `main.ts` on a free loopback port with the flags given and resolves once it logs that
+ * it listens.
+ *
+ * @param args Flags, e.g. `["--config", path]`; none starts the demo fleet.
+ * @returns The process.
+ */
+export async function spawnMain(args: string[]): Promise<MainProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--config", CONFIG, "-A", MAIN, "--config", specPath, "--host", "127.0.0.1"]
-      .concat(["--port", "0", ...args]),
+    args: ["run", "--config", CONFIG, "-A", MAIN, "--host", "127.0.0.1", "--port", "0", ...args],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -71,14 +94,12 @@ export async function startMain(spec: unknown, args: string[] = []): Promise<Mai
   };
   return {
     url: match[1]!,
-    specPath,
     log: () => log,
     terminate,
     async stop() {
       terminate();
       const status = await child.status;
       await drained;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
       return status;
     },
   };
