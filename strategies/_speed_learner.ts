@@ -1,7 +1,12 @@
 /**
  * A helper for strategies: each server's speed learned from what the gateway sees, by Little's
- * law (time per request = mean requests running / mean completions per second), and the requests
- * that ended since a server's metrics were scraped (to correct a scraped load between scrapes).
+ * law (time per request = mean requests in flight / mean completions per second, both counting
+ * only the requests this strategy instance sent), and the requests that ended since a server's
+ * metrics were scraped (to correct a scraped load between scrapes).
+ *
+ * Both sides of the ratio count this instance's own requests: a server's scraped `running` also
+ * holds other replicas' and workers' requests, and over this instance's completions alone it
+ * would make a server this instance sends little to look slow, so it would send it less still.
  *
  * @module
  */
@@ -14,11 +19,19 @@ const MAX_ENDS = 4096;
 interface Observed {
   /** End times (ms since the epoch) not yet folded into the averages. */
   ends: number[];
-  /** Ends counted for the averages so far, of successful requests. */
-  successes: number[];
+  /** Successful ends since the last fold. */
+  successes: number;
   /** `scrapedAt` of the last scrape folded in. */
   scrapedAt: number;
-  /** Moving average of scraped `running`. */
+  /** When the averages were last folded (ms since the epoch; 0 before the first scrape). */
+  foldedAt: number;
+  /** This instance's requests in flight on the server now. */
+  inFlight: number;
+  /** When `inFlight` last changed, or the last fold if later. */
+  changedAt: number;
+  /** In-flight requests times milliseconds since the last fold. */
+  area: number;
+  /** Moving average of this instance's requests in flight. */
   running: number;
   /** Moving average of successful completions per second. */
   rate: number;
@@ -48,19 +61,35 @@ export class SpeedLearner {
   }
 
   /**
-   * Records that a request to a server ended.
+   * Records that a request to a server started.
+   *
+   * @param server The server.
+   * @param now The time now (ms since the epoch).
+   */
+  started(server: ServerView, now: number = Date.now()): void {
+    this.#count(this.#of(server.url), now, 1);
+  }
+
+  /**
+   * Records that a request to a server ended (one that {@link SpeedLearner.started} recorded).
    *
    * @param server The server.
    * @param outcome How it ended.
+   * @param now The time now (ms since the epoch).
    */
-  ended(server: ServerView, outcome: RequestOutcome): void {
+  ended(server: ServerView, outcome: RequestOutcome, now: number = Date.now()): void {
     const observed = this.#of(server.url);
-    const now = Date.now();
+    this.#count(observed, now, -1);
     observed.ends.push(now);
-    if (outcome === "success") observed.successes.push(now);
+    if (outcome === "success") observed.successes++;
     // Without scrapes nothing prunes these; keep the newest.
     if (observed.ends.length > MAX_ENDS) observed.ends.splice(0, MAX_ENDS / 2);
-    if (observed.successes.length > MAX_ENDS) observed.successes.splice(0, MAX_ENDS / 2);
+  }
+
+  #count(observed: Observed, now: number, change: number): void {
+    observed.area += observed.inFlight * Math.max(0, now - observed.changedAt);
+    observed.changedAt = Math.max(observed.changedAt, now);
+    observed.inFlight = Math.max(0, observed.inFlight + change);
   }
 
   /**
@@ -83,25 +112,26 @@ export class SpeedLearner {
    * Folds a new scrape of the server into its averages (nothing when the scrape is not new).
    *
    * @param server The server.
+   * @param now The time now (ms since the epoch).
    */
-  observe(server: ServerView): void {
+  observe(server: ServerView, now: number = Date.now()): void {
     const metrics = server.metrics;
     const observed = this.#of(server.url);
     if (metrics === undefined || metrics.scrapedAt <= observed.scrapedAt) return;
-    const since = observed.scrapedAt;
     observed.scrapedAt = metrics.scrapedAt;
     observed.ends = observed.ends.filter((at) => at > metrics.scrapedAt);
-    let completed = 0;
-    const kept: number[] = [];
-    for (const at of observed.successes) {
-      if (at > metrics.scrapedAt) kept.push(at);
-      else if (at > since) completed++;
-    }
-    observed.successes = kept;
-    if (since === 0 || this.#window <= 0) return;
-    const seconds = (metrics.scrapedAt - since) / 1000;
+    // New scrapes pace the folds; the averages cover the time between folds.
+    this.#count(observed, now, 0);
+    const since = observed.foldedAt;
+    const completed = observed.successes;
+    const area = observed.area;
+    observed.foldedAt = now;
+    observed.successes = 0;
+    observed.area = 0;
+    if (since === 0 || now <= since || this.#window <= 0) return;
+    const seconds = (now - since) / 1000;
     const alpha = 1 - Math.exp(-seconds / this.#window);
-    observed.running += alpha * (metrics.running - observed.running);
+    observed.running += alpha * (area / (now - since) - observed.running);
     observed.rate += alpha * (completed / seconds - observed.rate);
     observed.completions += completed;
     // Both averages start together, so their ratio is unbiased early on; three completions
@@ -136,8 +166,12 @@ export class SpeedLearner {
     if (!observed) {
       observed = {
         ends: [],
-        successes: [],
+        successes: 0,
         scrapedAt: 0,
+        foldedAt: 0,
+        inFlight: 0,
+        changedAt: 0,
+        area: 0,
         running: 0,
         rate: 0,
         completions: 0,

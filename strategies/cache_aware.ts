@@ -57,6 +57,21 @@ import { SpeedLearner } from "./_speed_learner.ts";
 import { liveLoad } from "./real_time_metrics.ts";
 import { z } from "zod";
 
+/** What the strategy keeps about a request it routes. */
+interface Routed {
+  /** The prompt's blocks. */
+  readonly blocks: PromptBlocks;
+  /** Its affinity key. */
+  readonly key: number;
+  /** Prefill tokens each server (by URL) would compute, from the last pick. */
+  misses: Map<string, number> | undefined;
+  /** Prefill tokens added to its server's backlog when it started, until it ends. */
+  started: number | undefined;
+}
+
+/** Later turns over which the share routed elsewhere is averaged. */
+const ELSEWHERE_TURNS = 64;
+
 /** Cost multiplier of a saturated server. */
 const SATURATED = 1e6;
 
@@ -75,17 +90,30 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   const settings = readCacheAwareOptions(options.options);
   const index = new PrefixIndex();
   const learner = new SpeedLearner(settings.speedWindow);
-  const prompts = new WeakMap<RequestFacts, { blocks: PromptBlocks; key: number }>();
+  const prompts = new WeakMap<RequestFacts, Routed>();
+  /** Per server: prefill tokens sent and not yet computed (as of `at`), and of requests in flight. */
+  const backlogs = new Map<string, { tokens: number; at: number; inFlight: number }>();
+  const lastSpeeds = new Map<string, number>();
   const urlHashes = new Map<string, number>();
   const capacities = new Map<string, number>();
   const queries = new Map<string, number>();
   let serverCount = 1;
+  let elsewhere = 0;
 
-  function promptOf(request: RequestFacts): { blocks: PromptBlocks; key: number } {
+  /**
+   * The window within which a conversation's home server wins its first turn (and is assumed
+   * to have won it): `affinity_tokens`, plus, when other replicas or workers route some of its
+   * later turns, the root's prefill that going home saves them, times how often that happens.
+   */
+  function homeWindow(blocks: PromptBlocks): number {
+    return settings.affinityTokens + elsewhere * blocks.rootBytes / settings.bytesPerToken;
+  }
+
+  function promptOf(request: RequestFacts): Routed {
     let prompt = prompts.get(request);
     if (prompt === undefined) {
       const blocks = promptBlocks(request.body, settings);
-      prompt = { blocks, key: affinityKey(request, blocks) };
+      prompt = { blocks, key: affinityKey(request, blocks), misses: undefined, started: undefined };
       prompts.set(request, prompt);
     }
     return prompt;
@@ -139,6 +167,14 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     return saturated ? value * SATURATED : value;
   }
 
+  /** Prefill tokens this gateway sent to a server that it has probably not computed yet. */
+  function backlogOf(url: string, speed: number, now: number): number {
+    const backlog = backlogs.get(url);
+    if (backlog === undefined || settings.prefillRate === 0) return 0;
+    const drained = (now - backlog.at) * settings.prefillRate * speed / 1000;
+    return Math.min(backlog.inFlight, Math.max(0, backlog.tokens - drained));
+  }
+
   /** Prefill tokens a server would still compute for the prompt. */
   function missTokens(blocks: PromptBlocks, cachedBytes: number): number {
     return Math.max(0, blocks.bytes - cachedBytes) / settings.bytesPerToken;
@@ -159,6 +195,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   function creditHistory(
     turn: { cached: number[]; ranked: number[]; speeds: number[]; blocks: PromptBlocks },
   ): void {
+    const window = homeWindow(turn.blocks);
     const { cached, blocks } = turn;
     const previous = Math.floor(blocks.previousBytes / settings.blockBytes) * settings.blockBytes;
     let known = false;
@@ -168,6 +205,8 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         known = true;
       }
     }
+    // How often a later turn's previous turn was routed by another replica or worker.
+    elsewhere += (Number(!known) - elsewhere) / ELSEWHERE_TURNS;
     if (known) return;
     // Where the first turn went, as every replica would have chosen it with no load: the first
     // in the ranking whose first-turn prefill, at its speed, is within affinity_tokens of the best.
@@ -175,7 +214,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       (settings.loadTokens + blocks.rootBytes / settings.bytesPerToken) / speed
     );
     const best = Math.min(...first);
-    const home = turn.ranked.find((i) => first[i]! <= best + settings.affinityTokens)!;
+    const home = turn.ranked.find((i) => first[i]! <= best + window)!;
     cached[home] = Math.max(cached[home]!, blocks.historyBytes);
   }
 
@@ -190,33 +229,63 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
       const speedOf = servers.map((server) => coarse(speeds.get(server.url) ?? 1));
+      servers.forEach((server, i) => lastSpeeds.set(server.url, speedOf[i]!));
       const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, now));
       const ranked = rank(servers, key);
       if (blocks.historyBytes > 0) {
         creditHistory({ cached, ranked, speeds: speedOf, blocks });
       }
-      const costs = servers.map((_, i) => loads[i]! + missTokens(blocks, cached[i]!) / speedOf[i]!);
+      const misses = new Map<string, number>();
+      const costs = servers.map((server, i) => {
+        const miss = missTokens(blocks, cached[i]!);
+        misses.set(server.url, miss);
+        return loads[i]! + (backlogOf(server.url, speedOf[i]!, now) + miss) / speedOf[i]!;
+      });
+      promptOf(request).misses = misses;
       let best = Infinity;
       for (const value of costs) if (value < best) best = value;
+      const window = blocks.historyBytes > 0 ? settings.affinityTokens : homeWindow(blocks);
       // The first server in the affinity key's ranking within affinity_tokens of the best:
       // every replica ranks alike and sees about the same loads, so they agree.
-      for (const i of ranked) if (costs[i]! <= best + settings.affinityTokens) return servers[i];
+      for (const i of ranked) {
+        if (costs[i]! <= best + window) {
+          return servers[i];
+        }
+      }
       return undefined;
     },
     onStart(server: ServerView, request: RequestFacts): void {
-      const { blocks } = promptOf(request);
+      learner.started(server);
+      const prompt = promptOf(request);
+      const { blocks } = prompt;
+      const miss = prompt.misses?.get(server.url);
+      if (miss !== undefined && settings.prefillRate > 0) {
+        const now = Date.now();
+        const speed = lastSpeeds.get(server.url) ?? 1;
+        const tokens = backlogOf(server.url, speed, now) + miss;
+        const inFlight = (backlogs.get(server.url)?.inFlight ?? 0) + miss;
+        backlogs.set(server.url, { tokens, at: now, inFlight });
+        prompt.started = miss;
+      }
       if (blocks.hashes.length > 0) {
         index.record(server.url, blocks.hashes, capacityBlocks(server.url));
       }
     },
-    onEnd(server: ServerView, _request: RequestFacts, outcome: RequestOutcome): void {
+    onEnd(server: ServerView, request: RequestFacts, outcome: RequestOutcome): void {
       learner.ended(server, outcome);
+      // An ended request's prefill is done: the backlog is at most what is still in flight.
+      const prompt = prompts.get(request);
+      const backlog = backlogs.get(server.url);
+      if (prompt?.started !== undefined && backlog !== undefined) {
+        backlog.inFlight = Math.max(0, backlog.inFlight - prompt.started);
+        prompt.started = undefined;
+      }
     },
     onServers(servers: readonly ServerView[]): void {
       serverCount = Math.max(1, servers.length);
       const urls = new Set(servers.map((server) => server.url));
       index.retain(urls);
-      for (const map of [capacities, queries, urlHashes]) {
+      for (const map of [capacities, queries, urlHashes, backlogs, lastSpeeds]) {
         for (const url of map.keys()) if (!urls.has(url)) map.delete(url);
       }
     },
@@ -254,6 +323,7 @@ const schema = z.strictObject({
   saturated_kv: nonNegative.default(0.98),
   saturated_queue: nonNegative.default(64),
   speed_window: nonNegative.default(10),
+  prefill_rate: nonNegative.default(20_000),
   session_header: z.string().min(1).optional(),
   session_user: z.boolean().default(false),
 });
@@ -282,6 +352,8 @@ interface CacheAwareSettings {
   readonly saturatedQueue: number;
   /** Seconds over which speeds are learned; 0 turns learning off. */
   readonly speedWindow: number;
+  /** Prompt tokens a server of speed 1 prefills per second; 0 ignores prefill backlogs. */
+  readonly prefillRate: number;
   /** A header whose value is the affinity key, when present. */
   readonly sessionHeader: string | undefined;
   /** Whether the body's `user` is the affinity key, when present. */
@@ -319,6 +391,7 @@ function readCacheAwareOptions(raw: Readonly<Record<string, unknown>>): CacheAwa
     saturatedKv: o.saturated_kv,
     saturatedQueue: o.saturated_queue,
     speedWindow: o.speed_window,
+    prefillRate: o.prefill_rate,
     sessionHeader: o.session_header?.toLowerCase(),
     sessionUser: o.session_user,
   };

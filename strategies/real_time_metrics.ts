@@ -144,6 +144,9 @@ export default function createRealTimeMetrics(options: StrategyOptions): Strateg
           endedSinceScrape: learner.endedSince(server, now),
         }));
     },
+    onStart(server: ServerView): void {
+      learner.started(server);
+    },
     onEnd(server: ServerView, _request, outcome: RequestOutcome): void {
       learner.ended(server, outcome);
     },

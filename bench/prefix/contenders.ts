@@ -17,6 +17,8 @@ export interface Contender {
   strategy: string;
   /** Gateway replicas (LLMStream only), requests alternating between them. */
   replicas: number;
+  /** `strategy_options` (LLMStream only; a tuning variant), when not the defaults. */
+  options?: Record<string, unknown>;
 }
 
 /** A contender running in front of a fleet. */
@@ -45,7 +47,8 @@ export interface ContenderContext {
  */
 export function labelOf(contender: Contender): string {
   const replicas = contender.replicas > 1 ? ` x${contender.replicas}` : "";
-  return `${contender.kind} ${contender.strategy}${replicas}`;
+  const options = contender.options === undefined ? "" : ` ${JSON.stringify(contender.options)}`;
+  return `${contender.kind} ${contender.strategy}${options}${replicas}`;
 }
 
 /**
@@ -85,7 +88,9 @@ export async function startContender(
         await Deno.writeTextFile(
           spec,
           JSON.stringify({
-            models: { m: { servers, strategy: contender.strategy } },
+            models: {
+              m: { servers, strategy: contender.strategy, strategy_options: contender.options },
+            },
             metrics_update_interval: context.interval,
           }),
         );

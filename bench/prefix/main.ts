@@ -38,6 +38,8 @@ export interface PrefixSettings {
   only: string[];
   /** Run only contenders whose label contains one of these (all when empty). */
   contenders: string[];
+  /** Extra LLMStream contenders with `strategy_options`, for tuning. */
+  variants: Contender[];
 }
 
 const HOMOGENEOUS = [1, 1, 1, 1];
@@ -165,7 +167,11 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
         warmup: settings.warmup,
         rate,
       });
-      const contenders = [...MAIN, ...(scenario.everyStrategy && !settings.quick ? OTHERS : [])]
+      const contenders = [
+        ...MAIN,
+        ...(scenario.everyStrategy && !settings.quick ? OTHERS : []),
+        ...settings.variants,
+      ]
         .filter((c) => haveRouter || c.kind !== "vllm-router")
         .filter((c) =>
           !settings.quick || (c.replicas === 1 && c.strategy === "cache_aware") ||

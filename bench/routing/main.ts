@@ -7,7 +7,8 @@
  * `prefix` the prefix-cache comparison with the vLLM router (`bench/prefix/main.ts`), `all` (the
  * default) both. `--prefix-only chat,control` and `--prefix-contenders "cache_aware"` run part of
  * the prefix suite (into `routing-prefix-partial.md`); `--prefix-seconds` and `--prefix-warmup` set
- * its lengths. Other flags: `--interval S` (`metrics_update_interval`,
+ * its lengths; `--prefix-variants 'cache_aware{"load_tokens":64},cache_aware{"load_tokens":64}x2'`
+ * adds LLMStream contenders with other `strategy_options` (for tuning). Other flags: `--interval S` (`metrics_update_interval`,
  * 0.1), `--seconds S` (measured, 15; quick 6), `--warmup S` (5; quick 4), `--drain S` (8; quick 3),
  * `--parallel N` (runs at once, 3), `--seed N`, `--out FILE`, `--strategies a,b` (default all; a
  * variant with options is `name{"power":3}`), `--rtm-options JSON` (extra real_time_metrics
@@ -19,6 +20,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import type { Contender } from "../prefix/contenders.ts";
 import { runPrefixSuite } from "../prefix/main.ts";
 import { probeCapacity } from "./fleet.ts";
 import { runStrategies } from "./pool.ts";
@@ -70,6 +72,8 @@ export interface BenchSettings {
   prefixOnly: string[];
   /** Prefix contenders to run (substrings of their labels; all when empty). */
   prefixContenders: string[];
+  /** Extra prefix contenders: LLMStream strategies with options, `name{json}` or `name{json}x2`. */
+  prefixVariants: Contender[];
 }
 
 /**
@@ -97,6 +101,7 @@ export function readSettings(args: string[]): BenchSettings {
       "prefix-warmup": { type: "string" },
       "prefix-only": { type: "string", default: "" },
       "prefix-contenders": { type: "string", default: "" },
+      "prefix-variants": { type: "string", default: "" },
     },
   });
   const quick = values.quick;
@@ -127,6 +132,8 @@ export function readSettings(args: string[]): BenchSettings {
     prefixWarmup: number("prefix-warmup", values["prefix-warmup"] ?? (quick ? "6" : "10")),
     prefixOnly: values["prefix-only"].split(",").filter(Boolean),
     prefixContenders: values["prefix-contenders"].split(",").filter(Boolean),
+    prefixVariants: values["prefix-variants"].split(/,(?![^{]*})/).map((text) => text.trim())
+      .filter(Boolean).map(readVariant),
   };
 }
 
@@ -161,6 +168,20 @@ function readObject(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** A prefix-suite variant: `cache_aware{"load_tokens":16}`, with `x2` after it for two replicas. */
+function readVariant(text: string): Contender {
+  const match = /^([a-z_]+)(\{.*\})?(?:\s*x(\d+))?$/.exec(text);
+  if (match === null) {
+    throw new Error(`--prefix-variants: "${text}" is not name{json} or name{json}x2`);
+  }
+  return {
+    kind: "llmstream",
+    strategy: match[1]!,
+    replicas: match[3] === undefined ? 1 : Number(match[3]),
+    ...(match[2] === undefined ? {} : { options: readObject(match[2]) }),
+  };
+}
+
 async function main(): Promise<void> {
   const began = performance.now();
   const settings = readSettings(Deno.args);
@@ -179,6 +200,7 @@ async function main(): Promise<void> {
           : decodeURIComponent(out.pathname),
         only: settings.prefixOnly,
         contenders: settings.prefixContenders,
+        variants: settings.prefixVariants,
       }),
     );
     console.log(`Written to ${decodeURIComponent(out.pathname)}`);

@@ -156,6 +156,8 @@ Deno.test("cache_aware: a server that leaves the fleet loses its entries; the in
   const long = facts({ prompt: words(1, 1600) });
   const chosen = strategy.pick([a, b], long)!;
   strategy.onStart!(chosen, long);
+  // Its prefill is done (until it ends, it counts as work waiting on that server).
+  strategy.onEnd!(chosen, long, "success");
   const other = chosen === a ? b : a;
   // Ten requests busier, it still wins: its cached prefix saves ~2,000 tokens of prefill.
   const busier = view(chosen.url, { inFlight: 10 });
