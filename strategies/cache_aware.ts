@@ -9,35 +9,43 @@
  *
  * Each candidate gets an expected time to first token, in prefill tokens:
  *
- *     load   = queue_weight * waiting + running + sent_since_scrape - ended_since_scrape
- *              (the gateway's in-flight count when the server's metrics are stale)
- *     miss   = prompt_tokens - cached_tokens            (what the server would still prefill)
- *     cost   = ((1 + load) * load_tokens + miss) / speed
+ *     load    = queue_weight * waiting + running + sent_since_scrape - ended_since_scrape
+ *               (the gateway's in-flight count when the server's metrics are stale)
+ *     backlog = prefill this gateway sent the server and it has probably not computed yet: each
+ *               request adds its miss when it starts; the sum drains at prefill_rate * speed
+ *               tokens a second and never exceeds the misses of requests still in flight
+ *     miss    = prompt_tokens - cached_tokens            (what the server would still prefill)
+ *     cost    = ((1 + load) * load_tokens + backlog + miss) / speed
  *
  * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server), then rounded to
- * steps of a third of a doubling so that learning noise does not set equal servers apart. So a long cached
- * prefix wins unless its server carries `miss difference / load_tokens` more load than another,
- * and a slow server must save proportionally more prefill to win. A saturated server (KV usage at
- * or above `saturated_kv`, or `waiting` at or above `saturated_queue`) costs a million times more.
+ * steps of a third of a doubling so that learning noise does not set equal servers apart. So a
+ * long cached prefix wins unless its server carries `miss difference / load_tokens` more load
+ * than another, or a prefill backlog as long; a slow server must save proportionally more prefill
+ * to win. A saturated server (KV usage at or above `saturated_kv`, or `waiting` at or above
+ * `saturated_queue`) costs a million times more.
  *
  * Servers are ranked by rendezvous hashing of the request's affinity key: by default the
  * conversation's root (system messages and the first user message, or the first `root_bytes` of a
  * prompt), else the session header or the body's `user`. The first server in that ranking whose
- * cost is within `affinity_tokens` of the lowest wins. Every gateway replica ranks alike and sees
- * about the same loads, so replicas agree with no shared state; when nothing is cached anywhere,
- * traffic spreads like a least-loaded choice among near-equals.
+ * cost is within a window of the lowest wins: `affinity_tokens` for a later turn of a chat; for a
+ * first turn or a single request, 0 while this instance routes every turn itself, else
+ * `affinity_tokens` plus the root's tokens, times how many later turns in a row other replicas or
+ * workers route (from the share of recent later turns whose previous turn this instance did not
+ * route): a first turn at its home saves each of them the root's prefill. Every replica ranks
+ * alike and sees about the same loads, so replicas agree with no shared state; when nothing is
+ * cached anywhere, traffic spreads like a least-loaded choice among near-equals.
  *
  * A later turn of a chat (its history holds an answer) is credited to the server that has its
  * history: the one this gateway sent the previous turn to (whose answer the server cached too), or,
  * when another replica routed that turn, the server every replica would have sent the first turn to
- * at no load (the first in the ranking whose prefill of that turn, at its speed, is within
- * `affinity_tokens` of the fastest).
+ * at no load (the first in the ranking whose prefill of the root, at its speed, is within the
+ * first-turn window of the fastest).
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
  * list loses its entries.
  *
  * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
- * `load_tokens` (128), `queue_weight` (4), `affinity_tokens` (256),
+ * `load_tokens` (128), `queue_weight` (4), `affinity_tokens` (256), `prefill_rate` (10000),
  * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
  * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
  * `session_user` (false: use the body's `user` as the affinity key when set).
@@ -70,7 +78,10 @@ interface Routed {
 }
 
 /** Later turns over which the share routed elsewhere is averaged. */
-const ELSEWHERE_TURNS = 64;
+const ELSEWHERE_TURNS = 32;
+
+/** The most later turns in a row routed elsewhere that the home window counts. */
+const MAX_ELSEWHERE_RUN = 4;
 
 /** Cost multiplier of a saturated server. */
 const SATURATED = 1e6;
@@ -102,11 +113,14 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
 
   /**
    * The window within which a conversation's home server wins its first turn (and is assumed
-   * to have won it): `affinity_tokens`, plus, when other replicas or workers route some of its
-   * later turns, the root's prefill that going home saves them, times how often that happens.
+   * to have won it): `affinity_tokens` plus the root's prefill (what going home saves a later
+   * turn that another replica or worker routes with no record of its own), times the number of
+   * later turns in a row that other replicas route (`elsewhere / (1 - elsewhere)`, at most 4).
+   * With no other replica it is 0: a first turn or a single request goes to the lowest cost.
    */
   function homeWindow(blocks: PromptBlocks): number {
-    return settings.affinityTokens + elsewhere * blocks.rootBytes / settings.bytesPerToken;
+    const turns = Math.min(MAX_ELSEWHERE_RUN, elsewhere / (1 - elsewhere));
+    return turns * (settings.affinityTokens + blocks.rootBytes / settings.bytesPerToken);
   }
 
   function promptOf(request: RequestFacts): Routed {
@@ -323,7 +337,7 @@ const schema = z.strictObject({
   saturated_kv: nonNegative.default(0.98),
   saturated_queue: nonNegative.default(64),
   speed_window: nonNegative.default(10),
-  prefill_rate: nonNegative.default(20_000),
+  prefill_rate: nonNegative.default(10_000),
   session_header: z.string().min(1).optional(),
   session_user: z.boolean().default(false),
 });

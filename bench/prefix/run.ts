@@ -12,6 +12,11 @@ import { type SimOptions, type SimServer, startSimServer } from "../../sim/serve
 import { type Contender, type ContenderContext, labelOf, startContender } from "./contenders.ts";
 import type { Conversation, PrefixTrace } from "./traces.ts";
 import { quantile } from "../routing/stats.ts";
+import { renderChat } from "../../sim/prompts.ts";
+import { blockHashes } from "../../sim/tokens.ts";
+
+/** Tokens per KV block in the simulated servers. */
+const BLOCK_TOKENS = 16;
 
 /** A fleet's make-up. */
 export interface FleetShape {
@@ -36,6 +41,8 @@ export const SIM_BASE: Readonly<SimOptions> = {
 /** What the client saw of one measured request. */
 interface Sample {
   ttftMs: number | undefined;
+  /** The server time to first token if every earlier prompt and answer were cached there. */
+  floorMs: number;
   e2eMs: number;
   ok: boolean;
 }
@@ -50,6 +57,11 @@ export interface PrefixRunResult {
   failed: number;
   /** Time to first token, p50 and p99, ms. */
   ttft: [number, number];
+  /**
+   * The floor of the measured requests' time to first token, p50 and p99, ms: each on an idle
+   * server of the fleet's top speed holding every earlier prompt and answer of the run.
+   */
+  floor: [number, number];
   /** End to end, p50 and p99, ms. */
   e2e: [number, number];
   /** Successful measured requests per second. */
@@ -99,6 +111,7 @@ export async function runPrefix(
       urls: running.urls,
       drainMs: options.drainMs,
       label: labelOf(options.contender),
+      topSpeed: Math.max(...options.fleet.speeds),
     });
   } finally {
     await running.stop();
@@ -108,9 +121,34 @@ export async function runPrefix(
 
 async function play(
   trace: PrefixTrace,
-  run: { sims: SimServer[]; urls: string[]; drainMs: number; label: string },
+  run: { sims: SimServer[]; urls: string[]; drainMs: number; label: string; topSpeed: number },
 ): Promise<PrefixRunResult> {
   const samples: Sample[] = [];
+  // Every block any server computed so far, for the floor.
+  const computed = new Set<string>();
+  const floorOf = (messages: unknown[]): number => {
+    const ids = renderChat(messages, {
+      addGenerationPrompt: true,
+      continueFinalMessage: false,
+      tools: undefined,
+    });
+    const hashes = blockHashes(ids, BLOCK_TOKENS);
+    let cached = 0;
+    // At least one token is computed, as the simulator and vLLM do.
+    const most = Math.floor((ids.length - 1) / BLOCK_TOKENS);
+    while (cached < most && computed.has(hashes[cached]!)) cached++;
+    for (const hash of hashes) computed.add(hash);
+    const miss = ids.length - cached * BLOCK_TOKENS;
+    return (SIM_BASE.ttftMs! + miss * SIM_BASE.prefillMsPerToken!) / run.topSpeed;
+  };
+  const answered = (messages: unknown[]): void => {
+    const ids = renderChat(messages, {
+      addGenerationPrompt: false,
+      continueFinalMessage: false,
+      tools: undefined,
+    });
+    for (const hash of blockHashes(ids, BLOCK_TOKENS)) computed.add(hash);
+  };
   const cut = new AbortController();
   let next = 0;
   const start = performance.now();
@@ -131,9 +169,10 @@ async function play(
       if (sentAt - start > trace.endMs || cut.signal.aborted) return;
       messages.push({ role: "user", content: turn.user });
       const url = run.urls[next++ % run.urls.length]!;
+      const floorMs = floorOf(messages);
       const { sample, answer } = await send(
         url,
-        { messages, maxTokens: turn.maxTokens },
+        { messages, maxTokens: turn.maxTokens, floorMs },
         cut.signal,
       );
       if (sentAt >= measureFrom) {
@@ -142,6 +181,7 @@ async function play(
       }
       if (!sample.ok) return;
       messages.push({ role: "assistant", content: answer });
+      answered(messages);
     }
   }
   const all = Promise.all(trace.conversations.map(converse));
@@ -161,6 +201,7 @@ async function play(
     requests: samples.length,
     failed: samples.length - ok.length,
     ttft: [quantile(ok.map((s) => s.ttftMs!), 0.5), quantile(ok.map((s) => s.ttftMs!), 0.99)],
+    floor: [quantile(ok.map((s) => s.floorMs), 0.5), quantile(ok.map((s) => s.floorMs), 0.99)],
     e2e: [quantile(ok.map((s) => s.e2eMs), 0.5), quantile(ok.map((s) => s.e2eMs), 0.99)],
     throughput: ok.length / Math.max(0.001, (lastEnd - measureFrom) / 1000),
     hitRate: queries > 0 ? (after[1] - base.counters[1]) / queries : NaN,
@@ -189,9 +230,10 @@ async function cacheCounters(sims: readonly SimServer[]): Promise<[number, numbe
 /** Sends one streaming chat request; times it and gathers the answer's text. */
 async function send(
   base: string,
-  request: { messages: unknown[]; maxTokens: number },
+  request: { messages: unknown[]; maxTokens: number; floorMs: number },
   signal: AbortSignal,
 ): Promise<{ sample: Sample; answer: string }> {
+  const { floorMs } = request;
   const sent = performance.now();
   let ttftMs: number | undefined;
   let text = "";
@@ -209,7 +251,10 @@ async function send(
     });
     if (response.status !== 200 || response.body === null) {
       await response.body?.cancel();
-      return { sample: { ttftMs, e2eMs: performance.now() - sent, ok: false }, answer: "" };
+      return {
+        sample: { ttftMs, floorMs, e2eMs: performance.now() - sent, ok: false },
+        answer: "",
+      };
     }
     const decoder = new TextDecoder();
     for await (const chunk of response.body) {
@@ -221,11 +266,12 @@ async function send(
       text += part;
     }
   } catch {
-    return { sample: { ttftMs, e2eMs: performance.now() - sent, ok: false }, answer: "" };
+    return { sample: { ttftMs, floorMs, e2eMs: performance.now() - sent, ok: false }, answer: "" };
   }
   return {
     sample: {
       ttftMs,
+      floorMs,
       e2eMs: performance.now() - sent,
       ok: ttftMs !== undefined && text.includes("[DONE]"),
     },
