@@ -45,7 +45,7 @@
  * list loses its entries.
  *
  * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
- * `load_tokens` (128), `queue_weight` (4), `affinity_tokens` (256), `prefill_rate` (10000),
+ * `load_tokens` (64), `queue_weight` (4), `affinity_tokens` (256), `prefill_rate` (10000),
  * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
  * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
  * `session_user` (false: use the body's `user` as the affinity key when set).
@@ -329,7 +329,7 @@ const schema = z.strictObject({
   block_bytes: z.number().int().min(16).multipleOf(16).default(256),
   root_bytes: z.number().int().positive().default(1024),
   bytes_per_token: positive.default(4),
-  load_tokens: nonNegative.default(128),
+  load_tokens: nonNegative.default(64),
   queue_weight: nonNegative.default(4),
   affinity_tokens: nonNegative.default(256),
   cache_tokens: positive.default(262_144),

@@ -34,7 +34,7 @@ function table(scenario: ScenarioResult): string[] {
     "| contender | TTFT p50 ms | TTFT p99 ms | e2e p50 ms | e2e p99 ms | req/s | prefix hit | failed | shares per server |",
     "| --- | --: | --: | --: | --: | --: | --: | --: | --- |",
   ];
-  const floor = scenario.rows[0]?.floor;
+  const first = scenario.rows[0];
   for (const row of scenario.rows) {
     lines.push(
       `| ${row.contender} | ${ms(row.ttft[0])} | ${ms(row.ttft[1])} | ${ms(row.e2e[0])} | ` +
@@ -45,13 +45,13 @@ function table(scenario: ScenarioResult): string[] {
         } |`,
     );
   }
-  if (floor !== undefined) {
+  if (first !== undefined) {
     lines.push(
       "",
       `Floor (each measured request on an idle server of the fleet's top speed that holds every ` +
-        `earlier prompt and answer of the run): TTFT p50 ${ms(floor[0])} ms, p99 ${
-          ms(floor[1])
-        } ms.`,
+        `earlier prompt and answer of the run): TTFT p50 ${ms(first.floor[0])} ms, p99 ${
+          ms(first.floor[1])
+        } ms, prefix hit ${(first.idealHitRate * 100).toFixed(1)}%.`,
     );
   }
   lines.push("");

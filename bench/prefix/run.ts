@@ -62,6 +62,8 @@ export interface PrefixRunResult {
    * server of the fleet's top speed holding every earlier prompt and answer of the run.
    */
   floor: [number, number];
+  /** The hit rate of the measured requests if every earlier prompt and answer were cached. */
+  idealHitRate: number;
   /** End to end, p50 and p99, ms. */
   e2e: [number, number];
   /** Successful measured requests per second. */
@@ -126,7 +128,8 @@ async function play(
   const samples: Sample[] = [];
   // Every block any server computed so far, for the floor.
   const computed = new Set<string>();
-  const floorOf = (messages: unknown[]): number => {
+  const ideal = { hits: 0, queries: 0 };
+  const floorOf = (messages: unknown[], measured: boolean): number => {
     const ids = renderChat(messages, {
       addGenerationPrompt: true,
       continueFinalMessage: false,
@@ -139,6 +142,10 @@ async function play(
     while (cached < most && computed.has(hashes[cached]!)) cached++;
     for (const hash of hashes) computed.add(hash);
     const miss = ids.length - cached * BLOCK_TOKENS;
+    if (measured) {
+      ideal.hits += cached * BLOCK_TOKENS;
+      ideal.queries += ids.length;
+    }
     return (SIM_BASE.ttftMs! + miss * SIM_BASE.prefillMsPerToken!) / run.topSpeed;
   };
   const answered = (messages: unknown[]): void => {
@@ -169,7 +176,7 @@ async function play(
       if (sentAt - start > trace.endMs || cut.signal.aborted) return;
       messages.push({ role: "user", content: turn.user });
       const url = run.urls[next++ % run.urls.length]!;
-      const floorMs = floorOf(messages);
+      const floorMs = floorOf(messages, sentAt >= measureFrom);
       const { sample, answer } = await send(
         url,
         { messages, maxTokens: turn.maxTokens, floorMs },
@@ -202,6 +209,7 @@ async function play(
     failed: samples.length - ok.length,
     ttft: [quantile(ok.map((s) => s.ttftMs!), 0.5), quantile(ok.map((s) => s.ttftMs!), 0.99)],
     floor: [quantile(ok.map((s) => s.floorMs), 0.5), quantile(ok.map((s) => s.floorMs), 0.99)],
+    idealHitRate: ideal.queries > 0 ? ideal.hits / ideal.queries : NaN,
     e2e: [quantile(ok.map((s) => s.e2eMs), 0.5), quantile(ok.map((s) => s.e2eMs), 0.99)],
     throughput: ok.length / Math.max(0.001, (lastEnd - measureFrom) / 1000),
     hitRate: queries > 0 ? (after[1] - base.counters[1]) / queries : NaN,

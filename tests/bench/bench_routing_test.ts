@@ -4,6 +4,8 @@ import { runStrategies } from "../../bench/routing/pool.ts";
 import { ORACLE, prepareRun } from "../../bench/routing/run.ts";
 import { quantile } from "../../bench/routing/stats.ts";
 import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../../bench/routing/traces.ts";
+import { runPrefix } from "../../bench/prefix/run.ts";
+import { chatTrace } from "../../bench/prefix/traces.ts";
 
 const BASE = { capacity: 20, seconds: 10, warmup: 0, seed: 1 };
 
@@ -63,4 +65,35 @@ Deno.test("a short benchmark run measures every request through the gateway", as
   });
   assert.match(report, /\| real_time_metrics \| \d+ \| \d+ \|/);
   assert.match(ratioLine(results), /^real_time_metrics\/round_robin p99 TTFT ratio: \d+\.\d\d$/);
+});
+
+Deno.test("a short prefix-cache run measures every turn, the cache hits, and no request beats its floor", async () => {
+  const runDir = await Deno.makeTempDir({ prefix: "llmstream-prefix-test-" });
+  try {
+    const trace = chatTrace({ seed: 3, seconds: 2, warmup: 0.5, rate: 2 });
+    const row = await runPrefix(trace, {
+      fleet: { name: "homogeneous", speeds: [1, 1], kvBlocks: 4096 },
+      contender: { kind: "llmstream", strategy: "cache_aware", replicas: 1 },
+      context: {
+        repoDir: decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(/\/$/, ""),
+        runDir,
+        interval: 0.5,
+      },
+      drainMs: 20_000,
+      tag: "test",
+    });
+    assert.ok(row.requests > 0);
+    assert.equal(row.failed, 0);
+    // Later turns re-send their history: the servers' own counters show hits.
+    assert.ok(row.hitRate > 0.1, `hit rate ${row.hitRate}`);
+    // The servers count by admission, the floor by sending: a few requests' worth of slack.
+    assert.ok(row.idealHitRate + 0.05 >= row.hitRate, `ideal ${row.idealHitRate} < ${row.hitRate}`);
+    // The floor leaves out queueing, the decode batch and HTTP: measured TTFT is above it.
+    assert.ok(row.floor[0] > 0 && row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
+    assert.ok(row.ttft[1] > row.floor[1], `${row.ttft} vs floor ${row.floor}`);
+    const shares = row.shares.reduce((sum, share) => sum + share, 0);
+    assert.ok(Math.abs(shares - 1) < 1e-9, `shares ${shares}`);
+  } finally {
+    await Deno.remove(runDir, { recursive: true });
+  }
 });

@@ -89,7 +89,7 @@ Deno.test("cache_aware: when other replicas route later turns, a conversation's 
   for (let id = 1000; id < 1030; id++) {
     // Where the conversation goes at equal load: its home.
     const home = single.pick(servers, turnOf(id, 0))!;
-    // Its home now carries three more requests (384 tokens at the default load_tokens 128).
+    // Its home now carries three more requests (192 tokens at the default load_tokens 64).
     const loaded = servers.map((server) =>
       server.url === home.url ? view(server.url, { inFlight: 3 }) : server
     );

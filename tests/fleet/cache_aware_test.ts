@@ -124,13 +124,15 @@ Deno.test("cache_aware trades a cached prefix against load, and forgets restarte
       messages: [{ role: "system", content: system }, { role: "user", content: words(user, 20) }],
     });
   strategy.onServers!([a, b]);
-  const first = strategy.pick([a, b], ask(0))!;
-  strategy.onStart!(first, ask(0));
+  const opening = ask(0);
+  const first = strategy.pick([a, b], opening)!;
+  strategy.onStart!(first, opening);
+  strategy.onEnd!(first, opening, "success");
   const other = first === a ? b : a;
   // Equal load: the server holding the prefix wins for every new user.
   for (let user = 1; user < 20; user++) assert.equal(strategy.pick([a, b], ask(user)), first);
   // Busy enough to lose ~2,000 tokens of prefill: 8 waiting requests count as 32 running ones,
-  // at 128 tokens each (the defaults queue_weight 4 and load_tokens 128).
+  // at 64 tokens each (the defaults queue_weight 4 and load_tokens 64).
   const busy = view(first.url, { metrics: metrics({ running: 16, waiting: 8 }) });
   const idle = view(other.url, { metrics: metrics({ running: 0 }) });
   assert.equal(strategy.pick([busy, idle], ask(21))!.url, other.url);
