@@ -41,7 +41,7 @@ function servers(count: number): ServerView[] {
   }));
 }
 
-/** Microseconds per pick + onStart, median of five rounds. */
+/** Microseconds per pick + onStart + onEnd, median of five rounds. */
 function measure(size: number, fleet: number, cached: boolean): number {
   const strategy = createCacheAware({ model: "m", options: {}, metricsInterval: 1 });
   const views = servers(fleet);
@@ -54,7 +54,11 @@ function measure(size: number, fleet: number, cached: boolean): number {
         content: text(200, i),
       }],
     });
-  if (cached) strategy.onStart!(views[0]!, make(0));
+  if (cached) {
+    const first = make(0);
+    strategy.onStart!(views[0]!, first);
+    strategy.onEnd!(views[0]!, first, "success");
+  }
   const requests = Array.from({ length: 200 }, (_, i) => make(i));
   const rounds: number[] = [];
   for (let round = 0; round < 6; round++) {
@@ -62,6 +66,7 @@ function measure(size: number, fleet: number, cached: boolean): number {
     for (const request of requests) {
       const chosen = strategy.pick(views, request)!;
       strategy.onStart!(chosen, request);
+      strategy.onEnd!(chosen, request, "success");
     }
     if (round > 0) rounds.push((performance.now() - started) * 1000 / requests.length);
   }
@@ -86,7 +91,8 @@ if (import.meta.main) {
     "",
     `Measured ${new Date().toISOString().slice(0, 10)} with \`deno task bench:pick\` ` +
     `(Deno ${Deno.version.deno}, one core, nothing else running): render the chat prompt, hash ` +
-    "its 256-byte blocks, match every server's index, choose, and record the choice. Median of " +
+    "its 256-byte blocks, match every server's index, choose, record the choice, and end the " +
+    "request. Median of " +
     "five rounds of 200 picks, in microseconds per pick.",
     "",
     "| prompt | servers | µs, prefix cached on one server | µs, nothing cached |",
