@@ -133,7 +133,8 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
   const runDir = await Deno.makeTempDir({ prefix: "llmstream-prefix-" });
   const haveRouter = await Deno.stat(vllmRouterPath(repoDir)).then(() => true, () => false);
   const notes = [
-    `Command: \`deno task bench:routing ${settings.quick ? "--quick " : ""}--suite prefix\`, ` +
+    `Command: \`deno task bench:routing ${settings.quick ? "--quick " : ""}--suite prefix ` +
+    `--prefix-seconds ${settings.seconds} --prefix-warmup ${settings.warmup}\`, ` +
     `${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC, Deno ${Deno.version.deno}; ` +
     `seed ${settings.seed}, ${settings.warmup} s warm-up then ${settings.seconds} s measured per run.`,
     "Each row is a fresh fleet of four simulated vLLM servers (`sim/`: " +

@@ -128,7 +128,7 @@ export function readSettings(args: string[]): BenchSettings {
     strategies: values.strategies.split(/,(?![^{]*})/).map((name) => name.trim()).filter(Boolean),
     rtmOptions: readObject(values["rtm-options"]),
     suite: values.suite as BenchSettings["suite"],
-    prefixSeconds: number("prefix-seconds", values["prefix-seconds"] ?? (quick ? "10" : "20")),
+    prefixSeconds: number("prefix-seconds", values["prefix-seconds"] ?? (quick ? "10" : "40")),
     prefixWarmup: number("prefix-warmup", values["prefix-warmup"] ?? (quick ? "6" : "10")),
     prefixOnly: values["prefix-only"].split(",").filter(Boolean),
     prefixContenders: values["prefix-contenders"].split(",").filter(Boolean),
