@@ -3,9 +3,10 @@
  * server is busy enough to lose the advantage. The name is the one the vLLM and SGLang routers use.
  *
  * The strategy keeps, per model, an index of what each server has probably cached: every prompt
- * it routes is cut into blocks with chained hashes (`_prompt_blocks.ts`), recorded for the server
- * it went to, least recently used blocks evicted beyond the server's cache size (`_prefix_index.ts`;
- * the size is the engine's own, `vllm:cache_config_info`, when it reports it, else `cache_tokens`).
+ * it routes is cut into blocks with chained hashes (`prefix_cache/prompt_blocks.ts`), recorded
+ * for the server it went to, least recently used blocks evicted beyond the server's cache size
+ * (`prefix_cache/prefix_index.ts`; the size is the engine's own, `vllm:cache_config_info`, when it
+ * reports it, else `cache_tokens`).
  *
  * Each candidate gets an expected time to first token, in prefill tokens:
  *
@@ -59,11 +60,11 @@ import type {
   Strategy,
   StrategyOptions,
 } from "./types.ts";
-import { hashText, type PromptBlocks, promptBlocks } from "./_prompt_blocks.ts";
-import { PrefixIndex } from "./_prefix_index.ts";
+import { hashText, type PromptBlocks, promptBlocks } from "./prefix_cache/prompt_blocks.ts";
+import { PrefixIndex } from "./prefix_cache/prefix_index.ts";
+import { readCacheAwareOptions } from "./prefix_cache/cache_aware_options.ts";
 import { SpeedLearner } from "./_speed_learner.ts";
 import { liveLoad } from "./real_time_metrics.ts";
-import { z } from "zod";
 
 /** What the strategy keeps about a request it routes. */
 interface Routed {
@@ -102,7 +103,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   const index = new PrefixIndex();
   const learner = new SpeedLearner(settings.speedWindow);
   const prompts = new WeakMap<RequestFacts, Routed>();
-  /** Per server: prefill tokens sent and not yet computed (as of `at`), and of requests in flight. */
+  /** Per server: prefill tokens sent and not yet computed (as of `at`), and those in flight. */
   const backlogs = new Map<string, { tokens: number; at: number; inFlight: number }>();
   const lastSpeeds = new Map<string, number>();
   const urlHashes = new Map<string, number>();
@@ -320,93 +321,4 @@ function rendezvous(key: number, server: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
-}
-
-const positive = z.number().positive();
-const nonNegative = z.number().nonnegative();
-
-const schema = z.strictObject({
-  block_bytes: z.number().int().min(16).multipleOf(16).default(256),
-  root_bytes: z.number().int().positive().default(1024),
-  bytes_per_token: positive.default(4),
-  load_tokens: nonNegative.default(64),
-  queue_weight: nonNegative.default(4),
-  affinity_tokens: nonNegative.default(256),
-  cache_tokens: positive.default(262_144),
-  max_blocks: z.number().int().positive().default(262_144),
-  saturated_kv: nonNegative.default(0.98),
-  saturated_queue: nonNegative.default(64),
-  speed_window: nonNegative.default(10),
-  prefill_rate: nonNegative.default(10_000),
-  session_header: z.string().min(1).optional(),
-  session_user: z.boolean().default(false),
-});
-
-/** The options, in camel case. */
-interface CacheAwareSettings {
-  /** Bytes of rendered prompt per index block. */
-  readonly blockBytes: number;
-  /** Bytes forming the affinity root of a prompt that is not a chat. */
-  readonly rootBytes: number;
-  /** Bytes per token, to turn bytes into prefill work. */
-  readonly bytesPerToken: number;
-  /** Prefill tokens one unit of load is worth. */
-  readonly loadTokens: number;
-  /** Running requests one waiting request counts as. */
-  readonly queueWeight: number;
-  /** Tokens above the lowest cost within which the affinity key's home server still wins. */
-  readonly affinityTokens: number;
-  /** A server's cache size in tokens when its engine does not report one. */
-  readonly cacheTokens: number;
-  /** The index's bound in blocks, over all servers of the model. */
-  readonly maxBlocks: number;
-  /** KV usage at which a server counts as saturated. */
-  readonly saturatedKv: number;
-  /** Waiting requests at which a server counts as saturated. */
-  readonly saturatedQueue: number;
-  /** Seconds over which speeds are learned; 0 turns learning off. */
-  readonly speedWindow: number;
-  /** Prompt tokens a server of speed 1 prefills per second; 0 ignores prefill backlogs. */
-  readonly prefillRate: number;
-  /** A header whose value is the affinity key, when present. */
-  readonly sessionHeader: string | undefined;
-  /** Whether the body's `user` is the affinity key, when present. */
-  readonly sessionUser: boolean;
-}
-
-/**
- * Reads `cache_aware`'s options over the defaults.
- *
- * @param raw The model's `strategy_options`.
- * @returns The settings.
- * @throws Error naming each wrong option.
- */
-function readCacheAwareOptions(raw: Readonly<Record<string, unknown>>): CacheAwareSettings {
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(
-      parsed.error.issues.map((issue) =>
-        issue.path.length === 0
-          ? issue.message
-          : `strategy option "${issue.path.join(".")}": ${issue.message}`
-      ).join("; "),
-    );
-  }
-  const o = parsed.data;
-  return {
-    blockBytes: o.block_bytes,
-    rootBytes: o.root_bytes,
-    bytesPerToken: o.bytes_per_token,
-    loadTokens: o.load_tokens,
-    queueWeight: o.queue_weight,
-    affinityTokens: o.affinity_tokens,
-    cacheTokens: o.cache_tokens,
-    maxBlocks: o.max_blocks,
-    saturatedKv: o.saturated_kv,
-    saturatedQueue: o.saturated_queue,
-    speedWindow: o.speed_window,
-    prefillRate: o.prefill_rate,
-    sessionHeader: o.session_header?.toLowerCase(),
-    sessionUser: o.session_user,
-  };
 }

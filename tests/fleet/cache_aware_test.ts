@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import createCacheAware from "../../strategies/cache_aware.ts";
-import { promptBlocks } from "../../strategies/_prompt_blocks.ts";
-import { PrefixIndex } from "../../strategies/_prefix_index.ts";
+import { promptBlocks } from "../../strategies/prefix_cache/prompt_blocks.ts";
+import { PrefixIndex } from "../../strategies/prefix_cache/prefix_index.ts";
 import type { RequestFacts, ServerMetrics, ServerView } from "../../strategies/types.ts";
 import { type SimServer, startSimServer } from "../../sim/server.ts";
 import { postJson, type Stack, startStack } from "../support/stack.ts";
