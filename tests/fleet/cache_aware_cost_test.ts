@@ -6,36 +6,11 @@
 import assert from "node:assert/strict";
 import createCacheAware from "../../strategies/cache_aware.ts";
 import { SpeedLearner } from "../../strategies/_speed_learner.ts";
-import type { RequestFacts, ServerMetrics, ServerView } from "../../strategies/types.ts";
+import type { RequestFacts } from "../../strategies/types.ts";
+import { facts, metrics, view } from "../support/strategy_views.ts";
 
 function words(seed: number, count: number): string {
   return Array.from({ length: count }, (_, i) => `w${(seed * 7919 + i * 104729) % 9973}`).join(" ");
-}
-
-function view(url: string, extra: Partial<ServerView> = {}): ServerView {
-  return {
-    url,
-    weight: 1,
-    index: 0,
-    inFlight: 0,
-    sentSinceScrape: 0,
-    metrics: undefined,
-    ...extra,
-  };
-}
-
-function facts(body: Record<string, unknown>): RequestFacts {
-  return {
-    model: "m",
-    path: "/v1/chat/completions",
-    headers: new Headers(),
-    body,
-    prompt: () => "",
-  };
-}
-
-function metrics(values: Partial<ServerMetrics>): ServerMetrics {
-  return { running: 0, waiting: 0, scrapedAt: Date.now(), ...values };
 }
 
 /** Turn `turn` of conversation `id`, the history re-sent. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import createCacheAware from "../../strategies/cache_aware.ts";
 import { promptBlocks } from "../../strategies/prefix_cache/prompt_blocks.ts";
 import { PrefixIndex } from "../../strategies/prefix_cache/prefix_index.ts";
-import type { RequestFacts, ServerMetrics, ServerView } from "../../strategies/types.ts";
+import { facts, metrics, view } from "../support/strategy_views.ts";
 import { type SimServer, startSimServer } from "../../sim/server.ts";
 import { postJson, type Stack, startStack } from "../support/stack.ts";
 
@@ -86,32 +86,6 @@ Deno.test("cache_aware: two gateway replicas alternating turns agree on each con
     await Promise.all(sims.map((sim) => sim.close()));
   }
 });
-
-function view(url: string, extra: Partial<ServerView> = {}): ServerView {
-  return {
-    url,
-    weight: 1,
-    index: 0,
-    inFlight: 0,
-    sentSinceScrape: 0,
-    metrics: undefined,
-    ...extra,
-  };
-}
-
-function facts(body: Record<string, unknown>, headers: HeadersInit = {}): RequestFacts {
-  return {
-    model: "m",
-    path: "/v1/chat/completions",
-    headers: new Headers(headers),
-    body,
-    prompt: () => "",
-  };
-}
-
-function metrics(values: Partial<ServerMetrics>): ServerMetrics {
-  return { running: 0, waiting: 0, scrapedAt: Date.now(), ...values };
-}
 
 Deno.test("cache_aware trades a cached prefix against load, and forgets restarted servers", () => {
   const strategy = createCacheAware({ model: "m", options: {}, metricsInterval: 1 });
