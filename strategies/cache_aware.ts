@@ -72,8 +72,8 @@ interface Routed {
   readonly blocks: PromptBlocks;
   /** Its affinity key. */
   readonly key: number;
-  /** Prefill tokens each server (by URL) would compute, from the last pick. */
-  misses: Map<string, number> | undefined;
+  /** The last pick's servers, the prefill each would compute, and their speeds. */
+  picked: { urls: string[]; misses: number[]; speeds: number[] } | undefined;
   /** Prefill tokens added to its server's backlog when it started, until it ends. */
   started: number | undefined;
 }
@@ -105,7 +105,6 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   const prompts = new WeakMap<RequestFacts, Routed>();
   /** Per server: prefill tokens sent and not yet computed (as of `at`), and those in flight. */
   const backlogs = new Map<string, { tokens: number; at: number; inFlight: number }>();
-  const lastSpeeds = new Map<string, number>();
   const urlHashes = new Map<string, number>();
   const capacities = new Map<string, number>();
   const queries = new Map<string, number>();
@@ -128,7 +127,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     let prompt = prompts.get(request);
     if (prompt === undefined) {
       const blocks = promptBlocks(request.body, settings);
-      prompt = { blocks, key: affinityKey(request, blocks), misses: undefined, started: undefined };
+      prompt = { blocks, key: affinityKey(request, blocks), picked: undefined, started: undefined };
       prompts.set(request, prompt);
     }
     return prompt;
@@ -224,7 +223,8 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     elsewhere += (Number(!known) - elsewhere) / ELSEWHERE_TURNS;
     if (known) return;
     // Where the first turn went, as every replica would have chosen it with no load: the first
-    // in the ranking whose first-turn prefill, at its speed, is within affinity_tokens of the best.
+    // in the ranking whose first-turn prefill, at its speed, is within the first-turn window of
+    // the best.
     const first = turn.speeds.map((speed) =>
       (settings.loadTokens + blocks.rootBytes / settings.bytesPerToken) / speed
     );
@@ -236,7 +236,8 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   return {
     pick(servers: readonly ServerView[], request: RequestFacts): ServerView | undefined {
       if (servers.length <= 1) return servers[0];
-      const { blocks, key } = promptOf(request);
+      const prompt = promptOf(request);
+      const { blocks, key } = prompt;
       const now = Date.now();
       for (const server of servers) observe(server);
       const speeds = learner.speeds(servers);
@@ -244,39 +245,33 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         index.match(server.url, blocks.hashes) * settings.blockBytes
       );
       const speedOf = servers.map((server) => coarse(speeds.get(server.url) ?? 1));
-      servers.forEach((server, i) => lastSpeeds.set(server.url, speedOf[i]!));
       const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, now));
       const ranked = rank(servers, key);
       if (blocks.historyBytes > 0) {
         creditHistory({ cached, ranked, speeds: speedOf, blocks });
       }
-      const misses = new Map<string, number>();
-      const costs = servers.map((server, i) => {
-        const miss = missTokens(blocks, cached[i]!);
-        misses.set(server.url, miss);
-        return loads[i]! + (backlogOf(server.url, speedOf[i]!, now) + miss) / speedOf[i]!;
-      });
-      promptOf(request).misses = misses;
+      const misses = cached.map((bytes) => missTokens(blocks, bytes));
+      const costs = servers.map((server, i) =>
+        loads[i]! + (backlogOf(server.url, speedOf[i]!, now) + misses[i]!) / speedOf[i]!
+      );
+      prompt.picked = { urls: servers.map((server) => server.url), misses, speeds: speedOf };
       let best = Infinity;
       for (const value of costs) if (value < best) best = value;
       const window = blocks.historyBytes > 0 ? settings.affinityTokens : homeWindow(blocks);
-      // The first server in the affinity key's ranking within affinity_tokens of the best:
+      // The first server in the affinity key's ranking within the window of the best:
       // every replica ranks alike and sees about the same loads, so they agree.
-      for (const i of ranked) {
-        if (costs[i]! <= best + window) {
-          return servers[i];
-        }
-      }
+      for (const i of ranked) if (costs[i]! <= best + window) return servers[i];
       return undefined;
     },
     onStart(server: ServerView, request: RequestFacts): void {
       learner.started(server);
       const prompt = promptOf(request);
       const { blocks } = prompt;
-      const miss = prompt.misses?.get(server.url);
-      if (miss !== undefined && settings.prefillRate > 0) {
+      const at = prompt.picked?.urls.indexOf(server.url) ?? -1;
+      if (at >= 0 && settings.prefillRate > 0) {
+        const miss = prompt.picked!.misses[at]!;
+        const speed = prompt.picked!.speeds[at]!;
         const now = Date.now();
-        const speed = lastSpeeds.get(server.url) ?? 1;
         const tokens = backlogOf(server.url, speed, now) + miss;
         const inFlight = (backlogs.get(server.url)?.inFlight ?? 0) + miss;
         backlogs.set(server.url, { tokens, at: now, inFlight });
@@ -300,7 +295,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       serverCount = Math.max(1, servers.length);
       const urls = new Set(servers.map((server) => server.url));
       index.retain(urls);
-      for (const map of [capacities, queries, urlHashes, backlogs, lastSpeeds]) {
+      for (const map of [capacities, queries, urlHashes, backlogs]) {
         for (const url of map.keys()) if (!urls.has(url)) map.delete(url);
       }
     },
