@@ -18,38 +18,27 @@
  *     miss    = prompt_tokens - cached_tokens            (what the server would still prefill)
  *     cost    = ((1 + load) * load_tokens + backlog + miss) / speed
  *
- * `speed` is learned as `real_time_metrics` learns it (1 for the fastest server), then rounded to
- * steps of a third of a doubling so that learning noise does not set equal servers apart. So a
- * long cached prefix wins unless its server carries `miss difference / load_tokens` more load
- * than another, or a prefill backlog as long; a slow server must save proportionally more prefill
- * to win. A saturated server (KV usage at or above `saturated_kv`, or `waiting` at or above
- * `saturated_queue`) costs a million times more.
+ * `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The backlog is
+ * `prefix_cache/prefill_backlog.ts`. A saturated server (KV usage at `saturated_kv`, or `waiting`
+ * at `saturated_queue`) costs a million times more.
  *
- * Servers are ranked by rendezvous hashing of the request's affinity key: by default the
- * conversation's root (system messages and the first user message, or the first `root_bytes` of a
- * prompt), else the session header or the body's `user`. The first server in that ranking whose
- * cost is within a window of the lowest wins: `affinity_tokens` for a later turn of a chat; for a
- * first turn or a single request, 0 while this instance routes every turn itself, else
- * `affinity_tokens` plus the root's tokens, times how many later turns in a row other replicas or
- * workers route (from the share of recent later turns whose previous turn this instance did not
- * route): a first turn at its home saves each of them the root's prefill. Every replica ranks
- * alike and sees about the same loads, so replicas agree with no shared state; when nothing is
- * cached anywhere, traffic spreads like a least-loaded choice among near-equals.
+ * Servers are ranked by rendezvous hashing of the request's affinity key (the conversation's
+ * root: system messages and first user message, or a prompt's first `root_bytes`; else a session
+ * header or the body's `user`). The first in that ranking whose cost is within a window of the
+ * lowest wins: `affinity_tokens` for a later turn; for a first turn or a single request, 0 while
+ * this instance routes every turn itself, wider as other replicas or workers route later turns
+ * (`homeWindow`). A later turn is credited to the server that has its history (`creditHistory`).
+ * Replicas rank alike and see about the same loads, so they agree with no shared state.
  *
- * A later turn of a chat (its history holds an answer) is credited to the server that has its
- * history: the one this gateway sent the previous turn to (whose answer the server cached too), or,
- * when another replica routed that turn, the server every replica would have sent the first turn to
- * at no load (the first in the ranking whose prefill of the root, at its speed, is within the
- * first-turn window of the fastest).
+ * A prefix many requests share is worth a copy on more servers: on a server lacking part of the
+ * longest prefix any server holds, that part's prefill is priced over the requests expected to
+ * share it (`prefix_cache/prefix_heat.ts`), where the server's cache is not under pressure
+ * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`). A chat's history, one request
+ * at a time, keeps its full price.
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
- * list loses its entries.
- *
- * Options (`strategy_options`): `block_bytes` (256), `root_bytes` (1024), `bytes_per_token` (4),
- * `load_tokens` (64), `queue_weight` (4), `affinity_tokens` (256), `prefill_rate` (10000),
- * `cache_tokens` (262144), `max_blocks` (262144, the index's bound over all servers of the model),
- * `saturated_kv` (0.98), `saturated_queue` (64), `speed_window` (10), `session_header` (none),
- * `session_user` (false: use the body's `user` as the affinity key when set).
+ * list loses its entries. Options: `prefix_cache/cache_aware_options.ts`; the whole account, with
+ * the reasons: docs/strategies.md.
  *
  * @module
  */
@@ -62,6 +51,9 @@ import type {
 } from "./types.ts";
 import { hashText, type PromptBlocks, promptBlocks } from "./prefix_cache/prompt_blocks.ts";
 import { PrefixIndex } from "./prefix_cache/prefix_index.ts";
+import { PrefixHeat } from "./prefix_cache/prefix_heat.ts";
+import { CacheChurn } from "./prefix_cache/cache_churn.ts";
+import { PrefillBacklog } from "./prefix_cache/prefill_backlog.ts";
 import { readCacheAwareOptions } from "./prefix_cache/cache_aware_options.ts";
 import { SpeedLearner } from "./_speed_learner.ts";
 import { liveLoad } from "./real_time_metrics.ts";
@@ -73,7 +65,9 @@ interface Routed {
   /** Its affinity key. */
   readonly key: number;
   /** The last pick's servers, the prefill each would compute, and their speeds. */
-  picked: { urls: string[]; misses: number[]; speeds: number[] } | undefined;
+  picked:
+    | { urls: string[]; misses: number[]; speeds: number[]; shared: number | undefined }
+    | undefined;
   /** Prefill tokens added to its server's backlog when it started, until it ends. */
   started: number | undefined;
 }
@@ -83,6 +77,12 @@ const ELSEWHERE_TURNS = 32;
 
 /** The most later turns in a row routed elsewhere that the home window counts. */
 const MAX_ELSEWHERE_RUN = 4;
+
+/**
+ * How long a server's cache should keep what it gets for a copy of a shared prefix to be worth
+ * placing there; also the time constant of a prefix's request count.
+ */
+const KEEP_MS = 60_000;
 
 /** Cost multiplier of a saturated server. */
 const SATURATED = 1e6;
@@ -100,14 +100,14 @@ const SATURATED = 1e6;
  */
 export default function createCacheAware(options: StrategyOptions): Strategy {
   const settings = readCacheAwareOptions(options.options);
-  const index = new PrefixIndex();
+  const index = new PrefixIndex({ keepMs: KEEP_MS });
+  const heat = new PrefixHeat({ decayMs: KEEP_MS });
+  const churn = new CacheChurn();
   const learner = new SpeedLearner(settings.speedWindow);
   const prompts = new WeakMap<RequestFacts, Routed>();
-  /** Per server: prefill tokens sent and not yet computed (as of `at`), and those in flight. */
-  const backlogs = new Map<string, { tokens: number; at: number; inFlight: number }>();
+  const backlog = new PrefillBacklog(settings.prefillRate);
   const urlHashes = new Map<string, number>();
   const capacities = new Map<string, number>();
-  const queries = new Map<string, number>();
   let serverCount = 1;
   let elsewhere = 0;
 
@@ -157,11 +157,18 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     const metrics = server.metrics;
     if (metrics === undefined) return;
     if (metrics.cacheTokens !== undefined) capacities.set(server.url, metrics.cacheTokens);
-    if (metrics.prefixQueries !== undefined) {
-      const before = queries.get(server.url);
-      if (before !== undefined && metrics.prefixQueries < before) index.forget(server.url);
-      queries.set(server.url, metrics.prefixQueries);
-    }
+    if (churn.observe(server.url, metrics)) index.forget(server.url);
+  }
+
+  /**
+   * Whether a server's cache keeps what it gets for less than `KEEP_MS`: the index had to evict
+   * a block used that recently, or the server's own counters show its cache taking in its size
+   * in new tokens that fast (counting every gateway's traffic), or have not shown a rate yet.
+   */
+  function underPressure(url: string, now: number): boolean {
+    if (index.underPressure(url, now)) return true;
+    const tokens = capacities.get(url) ?? settings.cacheTokens;
+    return (churn.turnover(url, tokens) ?? Infinity) * 1000 < KEEP_MS;
   }
 
   function capacityBlocks(url: string): number {
@@ -179,14 +186,6 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         metrics.waiting >= settings.saturatedQueue);
     const value = (1 + load) * settings.loadTokens / speed;
     return saturated ? value * SATURATED : value;
-  }
-
-  /** Prefill tokens this gateway sent to a server that it has probably not computed yet. */
-  function backlogOf(url: string, speed: number, now: number): number {
-    const backlog = backlogs.get(url);
-    if (backlog === undefined || settings.prefillRate === 0) return 0;
-    const drained = (now - backlog.at) * settings.prefillRate * speed / 1000;
-    return Math.min(backlog.inFlight, Math.max(0, backlog.tokens - drained));
   }
 
   /** Prefill tokens a server would still compute for the prompt. */
@@ -233,6 +232,34 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     cached[home] = Math.max(cached[home]!, blocks.historyBytes);
   }
 
+  /**
+   * The longest prefix of the prompt any server holds, when earlier requests shared it: its
+   * hash, and per server the prefill a copy there would save on the price (a copy is paid once
+   * and then serves the prefix's later requests, so it is priced at the prefill over the
+   * prefix's decayed request count), where the server's cache is not under pressure (it keeps
+   * what it gets for a minute, so the copy stays to serve them).
+   */
+  function sharedPrefix(
+    servers: readonly ServerView[],
+    blocks: PromptBlocks,
+    matched: readonly number[],
+    now: number,
+  ): { hash: number; saved: number[] } | undefined {
+    const deepest = Math.max(...matched);
+    if (deepest === 0) return undefined;
+    const hash = blocks.hashes[deepest - 1]!;
+    const uses = heat.expected(hash, now);
+    if (uses <= 1) return { hash, saved: [] };
+    const tokensPerBlock = settings.blockBytes / settings.bytesPerToken;
+    const saved = servers.map((server, i) => {
+      const copied = deepest - matched[i]!;
+      return copied > 0 && !underPressure(server.url, now)
+        ? copied * tokensPerBlock * (1 - 1 / uses)
+        : 0;
+    });
+    return { hash, saved };
+  }
+
   return {
     pick(servers: readonly ServerView[], request: RequestFacts): ServerView | undefined {
       if (servers.length <= 1) return servers[0];
@@ -241,9 +268,8 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const now = Date.now();
       for (const server of servers) observe(server);
       const speeds = learner.speeds(servers);
-      const cached = servers.map((server) =>
-        index.match(server.url, blocks.hashes) * settings.blockBytes
-      );
+      const matched = servers.map((server) => index.match(server.url, blocks.hashes));
+      const cached = matched.map((count) => count * settings.blockBytes);
       const speedOf = servers.map((server) => coarse(speeds.get(server.url) ?? 1));
       const loads = servers.map((server, i) => loadCost(server, speedOf[i]!, now));
       const ranked = rank(servers, key);
@@ -251,10 +277,19 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         creditHistory({ cached, ranked, speeds: speedOf, blocks });
       }
       const misses = cached.map((bytes) => missTokens(blocks, bytes));
+      const shared = sharedPrefix(servers, blocks, matched, now);
       const costs = servers.map((server, i) =>
-        loads[i]! + (backlogOf(server.url, speedOf[i]!, now) + misses[i]!) / speedOf[i]!
+        loads[i]! +
+        (backlog.of(server.url, { speed: speedOf[i]!, now }) + misses[i]! -
+            (shared?.saved[i] ?? 0)) /
+          speedOf[i]!
       );
-      prompt.picked = { urls: servers.map((server) => server.url), misses, speeds: speedOf };
+      prompt.picked = {
+        urls: servers.map((server) => server.url),
+        misses,
+        speeds: speedOf,
+        shared: shared?.hash,
+      };
       let best = Infinity;
       for (const value of costs) if (value < best) best = value;
       const window = blocks.historyBytes > 0 ? settings.affinityTokens : homeWindow(blocks);
@@ -266,28 +301,24 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     onStart(server: ServerView, request: RequestFacts): void {
       learner.started(server);
       const prompt = promptOf(request);
-      const { blocks } = prompt;
-      const at = prompt.picked?.urls.indexOf(server.url) ?? -1;
-      if (at >= 0 && settings.prefillRate > 0) {
-        const miss = prompt.picked!.misses[at]!;
-        const speed = prompt.picked!.speeds[at]!;
-        const now = Date.now();
-        const tokens = backlogOf(server.url, speed, now) + miss;
-        const inFlight = (backlogs.get(server.url)?.inFlight ?? 0) + miss;
-        backlogs.set(server.url, { tokens, at: now, inFlight });
-        prompt.started = miss;
+      const { blocks, picked } = prompt;
+      const now = Date.now();
+      const at = picked?.urls.indexOf(server.url) ?? -1;
+      if (at >= 0) {
+        const miss = { tokens: picked!.misses[at]!, speed: picked!.speeds[at]!, now };
+        prompt.started = backlog.start(server.url, miss);
       }
+      if (picked?.shared !== undefined) heat.add(picked.shared, now);
       if (blocks.hashes.length > 0) {
-        index.record(server.url, blocks.hashes, capacityBlocks(server.url));
+        index.record(server.url, blocks.hashes, { capacity: capacityBlocks(server.url), now });
       }
     },
     onEnd(server: ServerView, request: RequestFacts, outcome: RequestOutcome): void {
       learner.ended(server, outcome);
       // An ended request's prefill is done: the backlog is at most what is still in flight.
       const prompt = prompts.get(request);
-      const backlog = backlogs.get(server.url);
-      if (prompt?.started !== undefined && backlog !== undefined) {
-        backlog.inFlight = Math.max(0, backlog.inFlight - prompt.started);
+      if (prompt?.started !== undefined) {
+        backlog.end(server.url, prompt.started);
         prompt.started = undefined;
       }
     },
@@ -295,7 +326,9 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       serverCount = Math.max(1, servers.length);
       const urls = new Set(servers.map((server) => server.url));
       index.retain(urls);
-      for (const map of [capacities, queries, urlHashes, backlogs]) {
+      churn.retain(urls);
+      backlog.retain(urls);
+      for (const map of [capacities, urlHashes]) {
         for (const url of map.keys()) if (!urls.has(url)) map.delete(url);
       }
     },

@@ -9,22 +9,42 @@
  * `k` blocks when it holds block `k - 1`, and a match walks from the first block until a miss.
  * A server over its capacity drops its oldest blocks down to seven eighths of it.
  *
+ * Each block keeps when it was last recorded. A server that had to evict a block used within the
+ * last `keepMs` (a minute by default) is *under pressure* for the next `keepMs`: its cache does not
+ * keep what it gets for that long, so a copy of a prefix placed there would push out one in use.
+ *
  * @module
  */
 
-/** One server's cached blocks, oldest first (a `Map` keeps insertion order). */
+/**
+ * One server's cached blocks, oldest first (a `Map` keeps insertion order), each with the second
+ * (since the index's origin) it was last recorded.
+ */
 class ServerBlocks {
-  readonly blocks = new Map<number, true>();
-  capacity: number;
-
-  constructor(capacity: number) {
-    this.capacity = capacity;
-  }
+  readonly blocks = new Map<number, number>();
+  /** When it last evicted a block used within `keepMs`, in the index's seconds. */
+  pressuredAt = -Infinity;
 }
 
 /** The index of one model's servers. */
 export class PrefixIndex {
   #servers = new Map<string, ServerBlocks>();
+  #keepSeconds: number;
+  #origin: number | undefined;
+
+  /**
+   * @param options `keepMs`: how long a server's cache should keep what it gets before it
+   * counts as under pressure (60,000 ms).
+   */
+  constructor(options: { keepMs?: number } = {}) {
+    this.#keepSeconds = (options.keepMs ?? 60_000) / 1000;
+  }
+
+  /** Whole seconds since the first time the index saw (small integers, stored unboxed). */
+  #seconds(now: number): number {
+    this.#origin ??= now;
+    return Math.floor((now - this.#origin) / 1000);
+  }
 
   /** Blocks held, over all servers. */
   get size(): number {
@@ -54,32 +74,56 @@ export class PrefixIndex {
    *
    * @param url The server.
    * @param hashes The prompt's chained block hashes.
-   * @param capacity The server's capacity in blocks now.
+   * @param options `capacity`: the server's capacity in blocks now; `now`: the time in
+   * milliseconds (`Date.now()` by default).
    */
-  record(url: string, hashes: readonly number[], capacity: number): void {
+  record(
+    url: string,
+    hashes: readonly number[],
+    options: { capacity: number; now?: number },
+  ): void {
+    const { capacity } = options;
+    const second = this.#seconds(options.now ?? Date.now());
     let server = this.#servers.get(url);
-    if (server === undefined) this.#servers.set(url, server = new ServerBlocks(capacity));
-    server.capacity = capacity;
+    if (server === undefined) this.#servers.set(url, server = new ServerBlocks());
     const blocks = server.blocks;
     let held = 0;
     while (held < hashes.length && blocks.has(hashes[held]!)) held++;
     // Blocks past the held prefix are new: a plain insert puts them at the young end. The held
     // prefix is moved there after them, so it is the youngest.
-    for (let i = hashes.length - 1; i >= held; i--) blocks.set(hashes[i]!, true);
+    for (let i = hashes.length - 1; i >= held; i--) blocks.set(hashes[i]!, second);
     for (let i = held - 1; i >= 0; i--) {
       const hash = hashes[i]!;
       blocks.delete(hash);
-      blocks.set(hash, true);
+      blocks.set(hash, second);
     }
     if (blocks.size > capacity) {
       // Evict an eighth more than needed: walking a Map from its oldest entry costs a pass over
       // the holes earlier deletes left, so evicting in batches keeps a record cheap.
-      let excess = blocks.size - capacity + (capacity >>> 3);
-      for (const hash of blocks.keys()) {
-        if (excess-- <= 0) break;
+      // Only the blocks that had to go tell of pressure, not the batch's extra eighth.
+      const needed = blocks.size - capacity;
+      let evicted = 0;
+      let youngest = -Infinity;
+      for (const [hash, used] of blocks) {
+        if (evicted === needed + (capacity >>> 3)) break;
+        if (evicted++ < needed) youngest = used;
         blocks.delete(hash);
       }
+      if (second - youngest < this.#keepSeconds) server.pressuredAt = second;
     }
+  }
+
+  /**
+   * Tells whether a server recently had to evict a block used within `keepMs`: its cache does
+   * not keep what it gets that long.
+   *
+   * @param url The server.
+   * @param now The time in milliseconds.
+   * @returns Whether it did so within the last `keepMs`.
+   */
+  underPressure(url: string, now: number): boolean {
+    const server = this.#servers.get(url);
+    return server !== undefined && this.#seconds(now) - server.pressuredAt < this.#keepSeconds;
   }
 
   /**

@@ -1,12 +1,16 @@
 /**
- * The parts of `cache_aware`'s cost that are not about cached prefixes: the prefill backlog this
+ * The parts of `cache_aware`'s cost beyond matching cached prefixes: the prefill backlog this
  * gateway sent, the wider home window when other replicas route some of a conversation's turns,
- * and speed learning that counts only this instance's own requests.
+ * speed learning that counts only this instance's own requests, and copies of shared prefixes
+ * where caches have room.
  */
 import assert from "node:assert/strict";
 import createCacheAware from "../../strategies/cache_aware.ts";
 import { SpeedLearner } from "../../strategies/_speed_learner.ts";
-import type { RequestFacts } from "../../strategies/types.ts";
+import { CacheChurn } from "../../strategies/prefix_cache/cache_churn.ts";
+import { PrefixHeat } from "../../strategies/prefix_cache/prefix_heat.ts";
+import { PrefixIndex } from "../../strategies/prefix_cache/prefix_index.ts";
+import type { RequestFacts, ServerView } from "../../strategies/types.ts";
 import { facts, metrics, view } from "../support/strategy_views.ts";
 
 function words(seed: number, count: number): string {
@@ -97,4 +101,101 @@ Deno.test("speed learning counts only its own requests: another replica's traffi
   const speeds = learner.speeds([a(end), b(end)]);
   assert.ok(speeds.get("http://b")! > 0.8, `b's speed ${speeds.get("http://b")}`);
   assert.ok(speeds.get("http://a")! > 0.8, `a's speed ${speeds.get("http://a")}`);
+});
+
+Deno.test("cache_aware copies a prefix many requests share to a less loaded server while its cache has room, and not under KV pressure", () => {
+  const promptP = words(1, 2000);
+  const promptQ = words(2, 2000);
+  const ask = (system: string, n: number) =>
+    facts({
+      messages: [
+        { role: "system", content: system },
+        { role: "user", content: `Q${n}: ${words(100 + n, 200)}` },
+      ],
+    });
+  /**
+   * Whether a request sharing P goes to b when P's server, a, carries three more requests;
+   * `churn` is the new prompt tokens a second b's own counters show it taking in, when scraped
+   * (`scrapes` times, a second apart; half the queried tokens hit).
+   */
+  function copied(options: Record<string, unknown>, churn?: number, scrapes = 2): boolean {
+    const strategy = createCacheAware({ model: "m", options, metricsInterval: 1 });
+    const [a, b] = [view("http://a"), view("http://b")];
+    strategy.onServers!([a, b]);
+    const send = (request: RequestFacts, servers: ServerView[]) => {
+      const server = strategy.pick(servers, request)!;
+      strategy.onStart!(server, request);
+      strategy.onEnd!(server, request, "success");
+      return server.url;
+    };
+    // P lands on a and Q on b; then twenty requests share each, at equal load.
+    assert.equal(send(ask(promptP, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
+    assert.equal(send(ask(promptQ, 0), [view(a.url, { inFlight: 9 }), b]), b.url);
+    for (let n = 1; n <= 20; n++) {
+      assert.equal(send(ask(promptP, n), [a, b]), a.url);
+      assert.equal(send(ask(promptQ, n), [a, b]), b.url);
+    }
+    let scraped = b;
+    if (churn !== undefined) {
+      const at = Date.now();
+      const scrape = (queries: number, scrapedAt: number) =>
+        view(b.url, {
+          metrics: metrics({ prefixQueries: queries, prefixHitRate: 0.5, scrapedAt }),
+        });
+      for (let n = scrapes - 1; n > 0; n--) {
+        strategy.pick([a, scrape(1_000_000 - 2 * churn * n, at - 1000 * n)], ask(promptQ, 98));
+      }
+      scraped = scrape(1_000_000, at);
+    }
+    return send(ask(promptP, 99), [view(a.url, { inFlight: 3 }), scraped]) === b.url;
+  }
+  // Room for both prompts: a copy of P on b costs its ~2,700 tokens once over P's 20 uses.
+  assert.equal(copied({}), true);
+  // Room for one prompt and a few questions: b evicts blocks it got seconds ago, so a copy of P
+  // there would push out Q, which b's requests use.
+  assert.equal(copied({ cache_tokens: 3500 }), false);
+  // b's own counters (every gateway's traffic) show its cache taking in its size (262,144
+  // tokens) in under a minute, though this gateway's index of it has room: no copy.
+  assert.equal(copied({}, 500), true);
+  assert.equal(copied({}, 5000), false);
+  // Until a second scrape shows the rate, nothing is known to stay: no copy.
+  assert.equal(copied({}, 500, 1), false);
+});
+
+Deno.test("shared-prefix helpers: expected uses follow the rate; pressure needs recent evictions of a full cache", () => {
+  // Expected uses over the next minute project the rate seen so far, early and late.
+  const heat = new PrefixHeat();
+  const t0 = 1_000_000;
+  heat.add(7, t0);
+  heat.add(7, t0 + 1000);
+  const early = heat.expected(7, t0 + 1000);
+  assert.ok(early > 100 && early < 140, `two requests a second apart project ${early}`);
+  for (let s = 2; s <= 10; s++) heat.add(7, t0 + s * 1000);
+  const steady = heat.expected(7, t0 + 10_000);
+  assert.ok(steady > 50 && steady < 75, `one a second projects ${steady} a minute`);
+  assert.ok(heat.expected(7, t0 + 600_000) < 1, "a prefix unused for ten minutes");
+  assert.equal(heat.expected(8, t0), 0);
+
+  // The index: evicting blocks recorded seconds ago is pressure for a minute; old ones are not.
+  const index = new PrefixIndex({ keepMs: 60_000 });
+  const blocks = (from: number) => Array.from({ length: 8 }, (_, i) => from + i);
+  index.record("http://a", blocks(0), { capacity: 16, now: t0 });
+  index.record("http://a", blocks(100), { capacity: 16, now: t0 + 120_000 });
+  index.record("http://a", blocks(200), { capacity: 16, now: t0 + 121_000 });
+  assert.equal(index.underPressure("http://a", t0 + 121_000), false, "evicted blocks were old");
+  index.record("http://a", blocks(300), { capacity: 16, now: t0 + 122_000 });
+  assert.equal(index.underPressure("http://a", t0 + 122_000), true);
+  assert.equal(index.underPressure("http://a", t0 + 183_000), false, "a minute later");
+
+  // The server's counters: its cache's turnover, once two scrapes show the rate.
+  const churn = new CacheChurn();
+  const scrape = (queries: number, at: number) =>
+    metrics({ prefixQueries: queries, prefixHitRate: 0.5, scrapedAt: at });
+  assert.equal(churn.turnover("http://a", 8_000), undefined, "no counters seen");
+  churn.observe("http://a", scrape(0, t0));
+  assert.equal(churn.turnover("http://a", 8_000), 0, "no rate yet");
+  churn.observe("http://a", scrape(20_000, t0 + 1000));
+  assert.equal(churn.turnover("http://a", 50_000), 5, "10,000 new tokens a second");
+  assert.equal(churn.observe("http://a", scrape(10, t0 + 2000)), true, "a restart");
+  assert.equal(churn.turnover("http://a", 8_000), 0);
 });

@@ -148,14 +148,14 @@ Deno.test("cache_aware: a server that leaves the fleet loses its entries; the in
     { length: 10 },
     (_, n) => promptBlocks({ prompt: words(n + 100, 200) }, { blockBytes: 64, rootBytes: 1024 }),
   );
-  for (const prompt of prompts) index.record("http://a", prompt.hashes, 32);
+  for (const prompt of prompts) index.record("http://a", prompt.hashes, { capacity: 32 });
   assert.ok(index.size <= 32, `index holds ${index.size} blocks, over its bound`);
   const last = prompts.at(-1)!;
   assert.equal(index.match("http://a", last.hashes), Math.min(32, last.hashes.length));
   assert.equal(index.match("http://a", prompts[0]!.hashes), 0);
   // A shared prefix recorded again stays; only tails are evicted first.
-  index.record("http://a", prompts[0]!.hashes.slice(0, 4), 32);
-  index.record("http://a", prompts[1]!.hashes, 32);
+  index.record("http://a", prompts[0]!.hashes.slice(0, 4), { capacity: 32 });
+  index.record("http://a", prompts[1]!.hashes, { capacity: 32 });
   assert.equal(index.match("http://a", prompts[0]!.hashes), 4);
 });
 
