@@ -233,28 +233,27 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   }
 
   /**
-   * The longest prefix of the prompt any server holds, when earlier requests shared it: its
-   * hash, and per server the prefill a copy there would save on the price (a copy is paid once
-   * and then serves the prefix's later requests, so it is priced at the prefill over the
-   * prefix's decayed request count), where the server's cache is not under pressure (it keeps
-   * what it gets for a minute, so the copy stays to serve them).
+   * The longest prefix of the prompt any server holds (`matched` blocks), when earlier requests
+   * shared it: its hash, and per server the prefill a copy there would save on the price (a copy
+   * is paid once and then serves the prefix's later requests, so it is priced at its prefill
+   * over the requests expected to share it), where the server's cache is not under pressure (it
+   * keeps what it gets for a minute, so the copy stays to serve them).
    */
   function sharedPrefix(
     servers: readonly ServerView[],
-    blocks: PromptBlocks,
-    matched: readonly number[],
+    prompt: { blocks: PromptBlocks; matched: readonly number[]; cached: readonly number[] },
     now: number,
   ): { hash: number; saved: number[] } | undefined {
-    const deepest = Math.max(...matched);
+    const deepest = Math.max(...prompt.matched);
     if (deepest === 0) return undefined;
-    const hash = blocks.hashes[deepest - 1]!;
+    const hash = prompt.blocks.hashes[deepest - 1]!;
     const uses = heat.expected(hash, now);
     if (uses <= 1) return { hash, saved: [] };
-    const tokensPerBlock = settings.blockBytes / settings.bytesPerToken;
     const saved = servers.map((server, i) => {
-      const copied = deepest - matched[i]!;
+      // `cached` may credit a chat's history beyond the index's match: only the rest is a copy.
+      const copied = deepest * settings.blockBytes - prompt.cached[i]!;
       return copied > 0 && !underPressure(server.url, now)
-        ? copied * tokensPerBlock * (1 - 1 / uses)
+        ? copied / settings.bytesPerToken * (1 - 1 / uses)
         : 0;
     });
     return { hash, saved };
@@ -277,11 +276,16 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         creditHistory({ cached, ranked, speeds: speedOf, blocks });
       }
       const misses = cached.map((bytes) => missTokens(blocks, bytes));
-      const shared = sharedPrefix(servers, blocks, matched, now);
+      const shared = sharedPrefix(servers, { blocks, matched, cached }, now);
+      // A later turn moved off the server with its history re-prefills that history there: the
+      // request waits for it, and so do the requests that queue behind it, so the extra prefill
+      // counts twice.
+      const fewest = Math.min(...misses);
+      const moved = blocks.historyBytes > 0 ? 2 : 1;
       const costs = servers.map((server, i) =>
         loads[i]! +
-        (backlog.of(server.url, { speed: speedOf[i]!, now }) + misses[i]! -
-            (shared?.saved[i] ?? 0)) /
+        (backlog.of(server.url, { speed: speedOf[i]!, now }) + fewest +
+            moved * (misses[i]! - fewest) - (shared?.saved[i] ?? 0)) /
           speedOf[i]!
       );
       prompt.picked = {

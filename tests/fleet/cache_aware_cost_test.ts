@@ -162,7 +162,7 @@ Deno.test("cache_aware copies a prefix many requests share to a less loaded serv
   assert.equal(copied({}, 500, 1), false);
 });
 
-Deno.test("shared-prefix helpers: expected uses follow the rate; pressure needs recent evictions of a full cache", () => {
+Deno.test("shared-prefix helpers: expected uses follow the rate; pressure is recent evictions of recent blocks, or a cache that turns over within a minute", () => {
   // Expected uses over the next minute project the rate seen so far, early and late.
   const heat = new PrefixHeat();
   const t0 = 1_000_000;
@@ -198,4 +198,23 @@ Deno.test("shared-prefix helpers: expected uses follow the rate; pressure needs 
   assert.equal(churn.turnover("http://a", 50_000), 5, "10,000 new tokens a second");
   assert.equal(churn.observe("http://a", scrape(10, t0 + 2000)), true, "a restart");
   assert.equal(churn.turnover("http://a", 8_000), 0);
+});
+
+Deno.test("cache_aware: a later turn moves off its history's server only for twice the prefill it would repeat", () => {
+  const strategy = createCacheAware({ model: "m", options: {}, metricsInterval: 1 });
+  const [a, b] = [view("http://a"), view("http://b")];
+  strategy.onServers!([a, b]);
+  const send = (request: RequestFacts, servers: ServerView[]) => {
+    const server = strategy.pick(servers, request)!;
+    strategy.onStart!(server, request);
+    strategy.onEnd!(server, request, "success");
+    return server.url;
+  };
+  assert.equal(send(turnOf(7, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
+  for (let turn = 1; turn <= 4; turn++) assert.equal(send(turnOf(7, turn), [a, b]), a.url);
+  // Turn 5 re-sends about 1,600 tokens of history that a holds. 35 more requests on a cost
+  // 2,240 tokens at load_tokens 64: more than the history once, less than twice.
+  const next = () => turnOf(7, 5);
+  assert.equal(strategy.pick([view(a.url, { inFlight: 35 }), b], next())!.url, a.url);
+  assert.equal(strategy.pick([view(a.url, { inFlight: 80 }), b], next())!.url, b.url);
 });
