@@ -18,7 +18,9 @@
  *     miss    = prompt_tokens - cached_tokens            (what the server would still prefill)
  *     cost    = ((1 + load) * load_tokens + backlog + miss) / speed
  *
- * `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The backlog is
+ * For a later turn of a chat, the miss above the lowest among the candidates counts twice: moving
+ * the conversation re-prefills its history, which the moved request waits for and so do those
+ * queued behind it. `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The backlog is
  * `prefix_cache/prefill_backlog.ts`. A saturated server (KV usage at `saturated_kv`, or `waiting`
  * at `saturated_queue`) costs a million times more.
  *
