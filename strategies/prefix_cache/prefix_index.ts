@@ -104,9 +104,10 @@ export class PrefixIndex {
       const needed = blocks.size - capacity;
       let evicted = 0;
       let youngest = -Infinity;
-      for (const [hash, used] of blocks) {
+      for (const hash of blocks.keys()) {
         if (evicted === needed + (capacity >>> 3)) break;
-        if (evicted++ < needed) youngest = used;
+        // Oldest first: the last block that had to go is the youngest of them.
+        if (++evicted === needed) youngest = blocks.get(hash)!;
         blocks.delete(hash);
       }
       if (second - youngest < this.#keepSeconds) server.pressuredAt = second;
