@@ -27,6 +27,23 @@ function turnOf(id: number, turn: number): RequestFacts {
   return facts({ messages });
 }
 
+/**
+ * A `cache_aware` strategy in front of two idle servers, and `send`: pick, start and end a
+ * request (returning the server's URL).
+ */
+function pair(options: Record<string, unknown>) {
+  const strategy = createCacheAware({ model: "m", options, metricsInterval: 1 });
+  const [a, b] = [view("http://a"), view("http://b")];
+  strategy.onServers!([a, b]);
+  const send = (request: RequestFacts, servers: ServerView[]): string => {
+    const server = strategy.pick(servers, request)!;
+    strategy.onStart!(server, request);
+    strategy.onEnd!(server, request, "success");
+    return server.url;
+  };
+  return { strategy, a, b, send };
+}
+
 Deno.test("cache_aware: a long prefill just sent makes its server wait, so the next request goes elsewhere", () => {
   // A prefill rate low enough that the backlog cannot drain during the test.
   const strategy = createCacheAware({
@@ -119,15 +136,7 @@ Deno.test("cache_aware copies a prefix many requests share to a less loaded serv
    * (`scrapes` times, a second apart; half the queried tokens hit).
    */
   function copied(options: Record<string, unknown>, churn?: number, scrapes = 2): boolean {
-    const strategy = createCacheAware({ model: "m", options, metricsInterval: 1 });
-    const [a, b] = [view("http://a"), view("http://b")];
-    strategy.onServers!([a, b]);
-    const send = (request: RequestFacts, servers: ServerView[]) => {
-      const server = strategy.pick(servers, request)!;
-      strategy.onStart!(server, request);
-      strategy.onEnd!(server, request, "success");
-      return server.url;
-    };
+    const { strategy, a, b, send } = pair(options);
     // P lands on a and Q on b; then twenty requests share each, at equal load.
     assert.equal(send(ask(promptP, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
     assert.equal(send(ask(promptQ, 0), [view(a.url, { inFlight: 9 }), b]), b.url);
@@ -201,15 +210,7 @@ Deno.test("shared-prefix helpers: expected uses follow the rate; pressure is rec
 });
 
 Deno.test("cache_aware: a later turn moves off its history's server only for twice the prefill it would repeat", () => {
-  const strategy = createCacheAware({ model: "m", options: {}, metricsInterval: 1 });
-  const [a, b] = [view("http://a"), view("http://b")];
-  strategy.onServers!([a, b]);
-  const send = (request: RequestFacts, servers: ServerView[]) => {
-    const server = strategy.pick(servers, request)!;
-    strategy.onStart!(server, request);
-    strategy.onEnd!(server, request, "success");
-    return server.url;
-  };
+  const { strategy, a, b, send } = pair({});
   assert.equal(send(turnOf(7, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
   for (let turn = 1; turn <= 4; turn++) assert.equal(send(turnOf(7, turn), [a, b]), a.url);
   // Turn 5 re-sends about 1,600 tokens of history that a holds. 35 more requests on a cost
