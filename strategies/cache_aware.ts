@@ -20,9 +20,9 @@
  *
  * For a later turn of a chat, the miss above the lowest among the candidates counts twice: moving
  * the conversation re-prefills its history, which the moved request waits for and so do those
- * queued behind it. `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The backlog is
- * `prefix_cache/prefill_backlog.ts`. A saturated server (KV usage at `saturated_kv`, or `waiting`
- * at `saturated_queue`) costs a million times more.
+ * queued behind it. `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The
+ * backlog is `prefix_cache/prefill_backlog.ts`. A saturated server (KV usage at `saturated_kv`, or
+ * `waiting` at `saturated_queue`) costs a million times more.
  *
  * Servers are ranked by rendezvous hashing of the request's affinity key (the conversation's
  * root: system messages and first user message, or a prompt's first `root_bytes`; else a session
@@ -169,13 +169,16 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
    */
   function underPressure(url: string, now: number): boolean {
     if (index.underPressure(url, now)) return true;
-    const tokens = capacities.get(url) ?? settings.cacheTokens;
-    return (churn.turnover(url, tokens) ?? Infinity) * 1000 < KEEP_MS;
+    return (churn.turnover(url, cacheTokens(url)) ?? Infinity) * 1000 < KEEP_MS;
+  }
+
+  /** A server's cache size in tokens: its engine's own when reported, else `cache_tokens`. */
+  function cacheTokens(url: string): number {
+    return capacities.get(url) ?? settings.cacheTokens;
   }
 
   function capacityBlocks(url: string): number {
-    const tokens = capacities.get(url) ?? settings.cacheTokens;
-    const blocks = Math.floor(tokens * settings.bytesPerToken / settings.blockBytes);
+    const blocks = Math.floor(cacheTokens(url) * settings.bytesPerToken / settings.blockBytes);
     return Math.max(1, Math.min(blocks, Math.floor(settings.maxBlocks / serverCount)));
   }
 
@@ -309,12 +312,14 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const prompt = promptOf(request);
       const { blocks, picked } = prompt;
       const now = Date.now();
-      const at = picked?.urls.indexOf(server.url) ?? -1;
-      if (at >= 0) {
-        const miss = { tokens: picked!.misses[at]!, speed: picked!.speeds[at]!, now };
-        prompt.started = backlog.start(server.url, miss);
+      if (picked !== undefined) {
+        const at = picked.urls.indexOf(server.url);
+        if (at >= 0) {
+          const miss = { tokens: picked.misses[at]!, speed: picked.speeds[at]!, now };
+          prompt.started = backlog.start(server.url, miss);
+        }
+        if (picked.shared !== undefined) heat.add(picked.shared, now);
       }
-      if (picked?.shared !== undefined) heat.add(picked.shared, now);
       if (blocks.hashes.length > 0) {
         index.record(server.url, blocks.hashes, { capacity: capacityBlocks(server.url), now });
       }
