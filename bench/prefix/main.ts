@@ -146,9 +146,12 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
     "its defaults (its `cache_aware` tokenizes every request on every server through the " +
     "simulator's `/v1/chat/completions/render`). Nothing is pinned: the benchmark process " +
     "(simulators and client) and the contender share the machine's 2 cores.",
-    "TTFT is measured at the client to the first content token; the prefix hit rate is the " +
-    "servers' own `vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over the " +
-    "measured part; shares are each server's share of the measured requests.",
+    "TTFT is measured at the client to the first content token; its mean is also given as the " +
+    "servers saw it (`vllm:time_to_first_token_seconds`, from a request's admission to the " +
+    "engine): that part is where routing acts (queueing, batch, prefill), the rest is HTTP, the " +
+    "contender and the servers' request handling. The prefix hit rate is the servers' own " +
+    "`vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over the measured part; " +
+    "shares are each server's share of the measured requests.",
   ];
   if (!haveRouter) {
     notes.push(

@@ -31,13 +31,14 @@ function table(scenario: ScenarioResult): string[] {
     "",
     scenario.description,
     "",
-    "| contender | TTFT p50 ms | TTFT p99 ms | e2e p50 ms | e2e p99 ms | req/s | prefix hit | failed | shares per server |",
-    "| --- | --: | --: | --: | --: | --: | --: | --: | --- |",
+    "| contender | TTFT p50 ms | TTFT p99 ms | TTFT mean ms, client / servers | e2e p50 ms | e2e p99 ms | req/s | prefix hit | failed | shares per server |",
+    "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --- |",
   ];
   const first = scenario.rows[0];
   for (const row of scenario.rows) {
     lines.push(
-      `| ${row.contender} | ${ms(row.ttft[0])} | ${ms(row.ttft[1])} | ${ms(row.e2e[0])} | ` +
+      `| ${row.contender} | ${ms(row.ttft[0])} | ${ms(row.ttft[1])} | ` +
+        `${ms(row.ttftMean.client)} / ${ms(row.ttftMean.server)} | ${ms(row.e2e[0])} | ` +
         `${ms(row.e2e[1])} | ${row.throughput.toFixed(1)} | ` +
         `${Number.isNaN(row.hitRate) ? "-" : (row.hitRate * 100).toFixed(1) + "%"} | ` +
         `${row.failed}/${row.requests} | ${

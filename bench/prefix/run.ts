@@ -58,6 +58,12 @@ export interface PrefixRunResult {
   /** Time to first token, p50 and p99, ms. */
   ttft: [number, number];
   /**
+   * Mean time to first token, ms: at the client, and at the servers (their own
+   * `vllm:time_to_first_token_seconds`, from admission to the engine to the first token, over the
+   * measured part). The difference is what HTTP, the contender and the servers' request handling add.
+   */
+  ttftMean: { client: number; server: number };
+  /**
    * The floor of the measured requests' time to first token, p50 and p99, ms: each on an idle
    * server of the fleet's top speed holding every earlier prompt and answer of the run.
    */
@@ -160,9 +166,9 @@ async function play(
   let next = 0;
   const start = performance.now();
   const measureFrom = start + trace.warmupMs;
-  let before: { counters: [number, number]; received: number[] } | undefined;
+  let before: { counters: FleetCounters; received: number[] } | undefined;
   const snapshot = setTimeout(async () => {
-    before = { counters: await cacheCounters(run.sims), received: received(run.sims) };
+    before = { counters: await fleetCounters(run.sims), received: received(run.sims) };
   }, trace.warmupMs);
   let lastEnd = measureFrom;
   async function converse(conversation: Conversation): Promise<void> {
@@ -197,22 +203,29 @@ async function play(
   await all;
   clearTimeout(deadline);
   clearTimeout(snapshot);
-  const after = await cacheCounters(run.sims);
-  const base = before ?? { counters: [0, 0] as [number, number], received: run.sims.map(() => 0) };
+  const after = await fleetCounters(run.sims);
+  const base = before ?? { counters: NO_COUNTS, received: run.sims.map(() => 0) };
   const counts = received(run.sims).map((count, i) => count - base.received[i]!);
   const total = counts.reduce((sum, count) => sum + count, 0);
   const ok = samples.filter((sample) => sample.ok);
-  const queries = after[0] - base.counters[0];
+  const queries = after.queries - base.counters.queries;
+  const firstTokens = after.ttftCount - base.counters.ttftCount;
   return {
     contender: run.label,
     requests: samples.length,
     failed: samples.length - ok.length,
     ttft: [quantile(ok.map((s) => s.ttftMs!), 0.5), quantile(ok.map((s) => s.ttftMs!), 0.99)],
+    ttftMean: {
+      client: ok.reduce((sum, s) => sum + s.ttftMs!, 0) / ok.length,
+      server: firstTokens > 0
+        ? (after.ttftSeconds - base.counters.ttftSeconds) / firstTokens * 1000
+        : NaN,
+    },
     floor: [quantile(ok.map((s) => s.floorMs), 0.5), quantile(ok.map((s) => s.floorMs), 0.99)],
     idealHitRate: ideal.queries > 0 ? ideal.hits / ideal.queries : NaN,
     e2e: [quantile(ok.map((s) => s.e2eMs), 0.5), quantile(ok.map((s) => s.e2eMs), 0.99)],
     throughput: ok.length / Math.max(0.001, (lastEnd - measureFrom) / 1000),
-    hitRate: queries > 0 ? (after[1] - base.counters[1]) / queries : NaN,
+    hitRate: queries > 0 ? (after.hits - base.counters.hits) / queries : NaN,
     shares: counts.map((count) => total > 0 ? count / total : 0),
   };
 }
@@ -221,18 +234,36 @@ function received(sims: readonly SimServer[]): number[] {
   return sims.map((sim) => sim.state().received);
 }
 
-/** Prefix-cache queries and hits summed over the fleet, from each server's `/metrics`. */
-async function cacheCounters(sims: readonly SimServer[]): Promise<[number, number]> {
-  let queries = 0;
-  let hits = 0;
+/** Counters summed over the fleet. */
+interface FleetCounters {
+  /** Prefix-cache queries and hits, tokens. */
+  queries: number;
+  hits: number;
+  /** Sum and count of the time-to-first-token histogram. */
+  ttftSeconds: number;
+  ttftCount: number;
+}
+
+const NO_COUNTS: FleetCounters = { queries: 0, hits: 0, ttftSeconds: 0, ttftCount: 0 };
+
+const COUNTED: Record<string, keyof FleetCounters> = {
+  "vllm:prefix_cache_queries_total": "queries",
+  "vllm:prefix_cache_hits_total": "hits",
+  "vllm:time_to_first_token_seconds_sum": "ttftSeconds",
+  "vllm:time_to_first_token_seconds_count": "ttftCount",
+};
+
+/** The prefix cache's and the first token's counters summed over the fleet, from each `/metrics`. */
+async function fleetCounters(sims: readonly SimServer[]): Promise<FleetCounters> {
+  const counts = { ...NO_COUNTS };
   for (const sim of sims) {
     const text = await (await fetch(`${sim.url}/metrics`)).text();
     for (const sample of parsePrometheusText(text).samples) {
-      if (sample.name === "vllm:prefix_cache_queries_total") queries += sample.value;
-      if (sample.name === "vllm:prefix_cache_hits_total") hits += sample.value;
+      const field = COUNTED[sample.name];
+      if (field !== undefined) counts[field] += sample.value;
     }
   }
-  return [queries, hits];
+  return counts;
 }
 
 /** Sends one streaming chat request; times it and gathers the answer's text. */

@@ -91,6 +91,9 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
     // The floor leaves out queueing, the decode batch and HTTP: measured TTFT is above it.
     assert.ok(row.floor[0] > 0 && row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
     assert.ok(row.ttft[1] > row.floor[1], `${row.ttft} vs floor ${row.floor}`);
+    // The servers' own first-token time leaves out HTTP and the gateway: it is below the client's.
+    const { client, server } = row.ttftMean;
+    assert.ok(server > 0 && server < client, `client ${client} ms, servers ${server} ms`);
     const shares = row.shares.reduce((sum, share) => sum + share, 0);
     assert.ok(Math.abs(shares - 1) < 1e-9, `shares ${shares}`);
   } finally {
