@@ -21,8 +21,9 @@
  * For a later turn of a chat, the miss above the lowest among the candidates counts twice: moving
  * the conversation re-prefills its history, which the moved request waits for and so do those
  * queued behind it. `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The
- * backlog is `prefix_cache/prefill_backlog.ts`. A saturated server (KV usage at `saturated_kv`, or
- * `waiting` at `saturated_queue`) costs a million times more.
+ * backlog is `prefix_cache/prefill_backlog.ts`. A saturated server (`waiting` at `saturated_queue`,
+ * or KV use at `saturated_kv` with no room left for the prompt tokens the request would add)
+ * costs a million times more.
  *
  * Servers are ranked by rendezvous hashing of the request's affinity key (the conversation's
  * root: system messages and first user message, or a prompt's first `root_bytes`; else a session
@@ -185,12 +186,20 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
   /** The load part of a server's cost: `(1 + load) * load_tokens / speed`. */
   function loadCost(server: ServerView, speed: number, now: number): number {
     const load = liveLoad(server, settings.queueWeight, learner.endedSince(server, now));
+    return (1 + load) * settings.loadTokens / speed;
+  }
+
+  /**
+   * Whether a server cannot take the request soon: `waiting` is at `saturated_queue`, or its KV
+   * use is at `saturated_kv` and the prompt tokens it would add do not fit in the rest (a request
+   * whose prefix the server holds shares those blocks and adds only its own).
+   */
+  function saturated(server: ServerView, missTokens: number): boolean {
     const metrics = server.metrics;
-    const saturated = metrics !== undefined &&
-      ((metrics.kvUsage ?? 0) >= settings.saturatedKv ||
-        metrics.waiting >= settings.saturatedQueue);
-    const value = (1 + load) * settings.loadTokens / speed;
-    return saturated ? value * SATURATED : value;
+    if (metrics === undefined) return false;
+    if (metrics.waiting >= settings.saturatedQueue) return true;
+    const used = metrics.kvUsage ?? 0;
+    return used >= settings.saturatedKv && missTokens > (1 - used) * cacheTokens(server.url);
   }
 
   /** Prefill tokens a server would still compute for the prompt. */
@@ -288,7 +297,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
       const fewest = Math.min(...misses);
       const moved = blocks.historyBytes > 0 ? 2 : 1;
       const costs = servers.map((server, i) =>
-        loads[i]! +
+        loads[i]! * (saturated(server, misses[i]!) ? SATURATED : 1) +
         (backlog.of(server.url, { speed: speedOf[i]!, now }) + fewest +
             moved * (misses[i]! - fewest) - (shared?.saved[i] ?? 0)) /
           speedOf[i]!

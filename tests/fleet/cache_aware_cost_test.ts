@@ -219,3 +219,23 @@ Deno.test("cache_aware: a later turn moves off its history's server only for twi
   assert.equal(strategy.pick([view(a.url, { inFlight: 35 }), b], next())!.url, a.url);
   assert.equal(strategy.pick([view(a.url, { inFlight: 80 }), b], next())!.url, b.url);
 });
+
+Deno.test("cache_aware: a server whose KV cache is full still takes requests whose prefix it holds, not prompts it would prefill", () => {
+  const { strategy, a, b, send } = pair({});
+  const system = words(7, 1600);
+  const ask = (user: number) =>
+    facts({
+      messages: [{ role: "system", content: system }, { role: "user", content: words(user, 20) }],
+    });
+  const home = send(ask(0), [a, b]);
+  // 99% of a 12,800-token cache held by running requests: 128 tokens free.
+  const full = view(home, { metrics: metrics({ running: 6, kvUsage: 0.99, cacheTokens: 12_800 }) });
+  const other = view(home === a.url ? b.url : a.url, { metrics: metrics({ running: 6 }) });
+  // A new user's question (~30 tokens) shares the cached prompt's blocks: it fits.
+  for (let user = 1; user < 10; user++) {
+    assert.equal(strategy.pick([full, other], ask(user))!.url, home, `user ${user}`);
+  }
+  // A prompt it holds nothing of would need ~2,000 tokens of new blocks: it goes elsewhere.
+  const fresh = facts({ messages: [{ role: "user", content: words(99, 1600) }] });
+  assert.equal(strategy.pick([full, other], fresh)!.url, other.url);
+});
