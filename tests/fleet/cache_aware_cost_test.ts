@@ -27,6 +27,13 @@ function turnOf(id: number, turn: number): RequestFacts {
   return facts({ messages });
 }
 
+/** A request with a system prompt and a user's question. */
+function ask(system: string, question: string): RequestFacts {
+  return facts({
+    messages: [{ role: "system", content: system }, { role: "user", content: question }],
+  });
+}
+
 /**
  * A `cache_aware` strategy in front of two idle servers, and `send`: pick, start and end a
  * request (returning the server's URL).
@@ -123,13 +130,7 @@ Deno.test("speed learning counts only its own requests: another replica's traffi
 Deno.test("cache_aware copies a prefix many requests share to a less loaded server while its cache has room, and not under KV pressure", () => {
   const promptP = words(1, 2000);
   const promptQ = words(2, 2000);
-  const ask = (system: string, n: number) =>
-    facts({
-      messages: [
-        { role: "system", content: system },
-        { role: "user", content: `Q${n}: ${words(100 + n, 200)}` },
-      ],
-    });
+  const share = (system: string, n: number) => ask(system, `Q${n}: ${words(100 + n, 200)}`);
   /**
    * Whether a request sharing P goes to b when P's server, a, carries three more requests;
    * `churn` is the new prompt tokens a second b's own counters show it taking in, when scraped
@@ -138,11 +139,11 @@ Deno.test("cache_aware copies a prefix many requests share to a less loaded serv
   function copied(options: Record<string, unknown>, churn?: number, scrapes = 2): boolean {
     const { strategy, a, b, send } = pair(options);
     // P lands on a and Q on b; then twenty requests share each, at equal load.
-    assert.equal(send(ask(promptP, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
-    assert.equal(send(ask(promptQ, 0), [view(a.url, { inFlight: 9 }), b]), b.url);
+    assert.equal(send(share(promptP, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
+    assert.equal(send(share(promptQ, 0), [view(a.url, { inFlight: 9 }), b]), b.url);
     for (let n = 1; n <= 20; n++) {
-      assert.equal(send(ask(promptP, n), [a, b]), a.url);
-      assert.equal(send(ask(promptQ, n), [a, b]), b.url);
+      assert.equal(send(share(promptP, n), [a, b]), a.url);
+      assert.equal(send(share(promptQ, n), [a, b]), b.url);
     }
     let scraped = b;
     if (churn !== undefined) {
@@ -152,11 +153,11 @@ Deno.test("cache_aware copies a prefix many requests share to a less loaded serv
           metrics: metrics({ prefixQueries: queries, prefixHitRate: 0.5, scrapedAt }),
         });
       for (let n = scrapes - 1; n > 0; n--) {
-        strategy.pick([a, scrape(1_000_000 - 2 * churn * n, at - 1000 * n)], ask(promptQ, 98));
+        strategy.pick([a, scrape(1_000_000 - 2 * churn * n, at - 1000 * n)], share(promptQ, 98));
       }
       scraped = scrape(1_000_000, at);
     }
-    return send(ask(promptP, 99), [view(a.url, { inFlight: 3 }), scraped]) === b.url;
+    return send(share(promptP, 99), [view(a.url, { inFlight: 3 }), scraped]) === b.url;
   }
   // Room for both prompts: a copy of P on b costs its ~2,700 tokens once over P's 20 uses.
   assert.equal(copied({}), true);
@@ -223,17 +224,14 @@ Deno.test("cache_aware: a later turn moves off its history's server only for twi
 Deno.test("cache_aware: a server whose KV cache is full still takes requests whose prefix it holds, not prompts it would prefill", () => {
   const { strategy, a, b, send } = pair({});
   const system = words(7, 1600);
-  const ask = (user: number) =>
-    facts({
-      messages: [{ role: "system", content: system }, { role: "user", content: words(user, 20) }],
-    });
-  const home = send(ask(0), [a, b]);
+  const user = (n: number) => ask(system, words(n, 20));
+  const home = send(user(0), [a, b]);
   // 99% of a 12,800-token cache held by running requests: 128 tokens free.
   const full = view(home, { metrics: metrics({ running: 6, kvUsage: 0.99, cacheTokens: 12_800 }) });
   const other = view(home === a.url ? b.url : a.url, { metrics: metrics({ running: 6 }) });
   // A new user's question (~30 tokens) shares the cached prompt's blocks: it fits.
-  for (let user = 1; user < 10; user++) {
-    assert.equal(strategy.pick([full, other], ask(user))!.url, home, `user ${user}`);
+  for (let n = 1; n < 10; n++) {
+    assert.equal(strategy.pick([full, other], user(n))!.url, home, `user ${n}`);
   }
   // A prompt it holds nothing of would need ~2,000 tokens of new blocks: it goes elsewhere.
   const fresh = facts({ messages: [{ role: "user", content: words(99, 1600) }] });
