@@ -187,7 +187,9 @@ async function main(): Promise<void> {
   const settings = readSettings(Deno.args);
   if (settings.suite !== "load") {
     const folder = new URL("../results/", import.meta.url);
-    const out = new URL(settings.quick ? "routing-prefix-quick.md" : "routing-prefix.md", folder);
+    const full = new URL(settings.quick ? "routing-prefix-quick.md" : "routing-prefix.md", folder);
+    const partial = settings.prefixOnly.length + settings.prefixContenders.length > 0;
+    const out = decodeURIComponent(full.pathname).replace(/\.md$/, partial ? "-partial.md" : ".md");
     console.log(
       await runPrefixSuite({
         quick: settings.quick,
@@ -195,15 +197,13 @@ async function main(): Promise<void> {
         interval: 0.5,
         seconds: settings.prefixSeconds,
         warmup: settings.prefixWarmup,
-        out: settings.prefixOnly.length + settings.prefixContenders.length > 0
-          ? `${decodeURIComponent(out.pathname).replace(/\.md$/, "")}-partial.md`
-          : decodeURIComponent(out.pathname),
+        out,
         only: settings.prefixOnly,
         contenders: settings.prefixContenders,
         variants: settings.prefixVariants,
       }),
     );
-    console.log(`Written to ${decodeURIComponent(out.pathname)}`);
+    console.log(`Written to ${out}`);
     if (settings.suite === "prefix") return;
   }
   const probe = await probeCapacity(settings.quick ? 2.5 : 8);
