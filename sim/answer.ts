@@ -12,6 +12,7 @@ import {
   embeddingBody,
   type Endpoint,
   errorResponse,
+  type Usage,
   usageBody,
 } from "./openai.ts";
 import type { FinishReason } from "./engine/stats.ts";
@@ -37,6 +38,8 @@ export interface AnswerSpec {
   inputs: readonly string[];
   /** Streamed answers end with a usage chunk. */
   includeUsage: boolean;
+  /** Usage reports the prompt tokens found in the prefix cache. */
+  promptTokensDetails: boolean;
   /** Close the stream abruptly after this many token chunks. */
   dropAfterTokens: number | undefined;
 }
@@ -127,7 +130,7 @@ class SseAnswer implements EngineSink, Answer {
     }
     let tail = "";
     if (spec.includeUsage) {
-      const usage = { prompt: spec.job.promptTokens, completion: spec.job.outputTokens };
+      const usage = usageOf(spec, this.#request);
       tail = `${this.#head}],"usage":${JSON.stringify(usageBody(usage))}}\n\n`;
     }
     tail += "data: [DONE]\n\n";
@@ -212,7 +215,7 @@ export function jsonAnswer(
         answer.kill();
         return;
       }
-      const usage = { prompt: spec.job.promptTokens, completion: spec.job.outputTokens };
+      const usage = usageOf(spec, request);
       const body = spec.endpoint === "embedding"
         ? embeddingBody(spec.id, spec.inputs)
         : completionBody(spec.endpoint, spec.id, {
@@ -228,4 +231,11 @@ export function jsonAnswer(
     end(errorResponse(400, "Client disconnected before the answer was ready"));
   }, { once: true });
   return { answer, response: promise };
+}
+
+/** An answer's token counts, with the cached prompt tokens when the server reports them. */
+function usageOf(spec: AnswerSpec, request: EngineRequest | undefined): Usage {
+  const usage: Usage = { prompt: spec.job.promptTokens, completion: spec.job.outputTokens };
+  if (spec.promptTokensDetails) usage.cached = request?.cachedTokens ?? 0;
+  return usage;
 }

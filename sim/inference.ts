@@ -88,6 +88,7 @@ export function planInference(
       },
       inputs: parsed.inputs,
       includeUsage: parsed.includeUsage,
+      promptTokensDetails: options.enablePromptTokensDetails,
       dropAfterTokens: options.dropAfterTokens,
     },
   };

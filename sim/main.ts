@@ -68,6 +68,12 @@ const FLAGS: readonly Flag[] = [
     help: "Reuse cached prompt blocks (true|false)",
   },
   {
+    name: "enable-prompt-tokens-details",
+    key: "enablePromptTokensDetails",
+    kind: "flag",
+    help: "Report cached prompt tokens in usage",
+  },
+  {
     name: "default-max-tokens",
     key: "defaultMaxTokens",
     kind: "number",

@@ -36,6 +36,8 @@ export interface Usage {
   prompt: number;
   /** Generated tokens. */
   completion: number;
+  /** Prompt tokens found in the prefix cache, when reported (else `prompt_tokens_details` is null). */
+  cached?: number;
 }
 
 /**
@@ -164,7 +166,7 @@ export function usageBody(usage: Usage): Record<string, unknown> {
     prompt_tokens: usage.prompt,
     total_tokens: usage.prompt + usage.completion,
     completion_tokens: usage.completion,
-    prompt_tokens_details: null,
+    prompt_tokens_details: usage.cached === undefined ? null : { cached_tokens: usage.cached },
   };
 }
 

@@ -45,6 +45,11 @@ export interface SimOptions {
   numGpuBlocks?: number;
   /** Reuse cached prompt blocks across requests; read at start only (default true). */
   enablePrefixCaching?: boolean;
+  /**
+   * Report each answer's prompt tokens found in the prefix cache as `usage.prompt_tokens_details
+   * .cached_tokens` (vLLM `--enable-prompt-tokens-details`, default false: the field is null).
+   */
+  enablePromptTokensDetails?: boolean;
   /** Output tokens when a request sets no `max_tokens` (default 16). */
   defaultMaxTokens?: number;
   /** Fixed output length that ends with `"stop"` when below the request's `max_tokens`. */
@@ -92,6 +97,7 @@ export const SIM_DEFAULTS: Readonly<
   blockSize: 16,
   numGpuBlocks: 8192,
   enablePrefixCaching: true,
+  enablePromptTokensDetails: false,
   defaultMaxTokens: 16,
   metricsFlavor: "vllm",
   errorRate: 0,

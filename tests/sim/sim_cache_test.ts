@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { json, post, sample, scrape, withSim } from "./sim_helpers.ts";
+import { json, post, sample, scrape, SseReader, withSim } from "./sim_helpers.ts";
 import type { SimServer } from "../../sim/server.ts";
 
 const BLOCK = 16;
@@ -117,5 +117,32 @@ Deno.test("prefix cache counters and cache config carry vLLM's names", async () 
     const text = await scrape(sim);
     assert.equal(sample(text, "vllm:gpu_prefix_cache_queries_total"), 48);
     assert.equal(sample(text, "vllm:gpu_prefix_cache_hits_total"), 0);
+  });
+});
+
+Deno.test("with prompt tokens details, usage reports each answer's cached prompt tokens", async () => {
+  const body = { ...idsPrompt(5000, 4), max_tokens: 2 };
+  await withSim({ blockSize: BLOCK, enablePromptTokensDetails: true }, async (sim) => {
+    const first = await json(await post(sim, "/v1/completions", body));
+    assert.deepEqual(first.usage.prompt_tokens_details, { cached_tokens: 0 });
+    // The same prompt again: every full block but the last (one token is always computed).
+    const second = await json(await post(sim, "/v1/completions", body));
+    assert.deepEqual(second.usage.prompt_tokens_details, { cached_tokens: 3 * BLOCK });
+    const stream = await post(sim, "/v1/completions", {
+      ...body,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const reader = new SseReader(stream);
+    let usage: { prompt_tokens_details: unknown } | undefined;
+    for (let data = await reader.next(); data !== undefined; data = await reader.next()) {
+      if (data !== "[DONE]") usage = JSON.parse(data).usage ?? usage;
+    }
+    assert.deepEqual(usage?.prompt_tokens_details, { cached_tokens: 3 * BLOCK });
+  });
+  await withSim({ blockSize: BLOCK }, async (sim) => {
+    await (await post(sim, "/v1/completions", body)).body?.cancel();
+    const again = await json(await post(sim, "/v1/completions", body));
+    assert.equal(again.usage.prompt_tokens_details, null);
   });
 });
