@@ -187,9 +187,9 @@ async function main(): Promise<void> {
   const settings = readSettings(Deno.args);
   if (settings.suite !== "load") {
     const folder = new URL("../results/", import.meta.url);
-    const full = new URL(settings.quick ? "routing-prefix-quick.md" : "routing-prefix.md", folder);
     const partial = settings.prefixOnly.length + settings.prefixContenders.length > 0;
-    const out = decodeURIComponent(full.pathname).replace(/\.md$/, partial ? "-partial.md" : ".md");
+    const name = `routing-prefix${settings.quick ? "-quick" : ""}${partial ? "-partial" : ""}.md`;
+    const out = decodeURIComponent(new URL(name, folder).pathname);
     console.log(
       await runPrefixSuite({
         quick: settings.quick,
