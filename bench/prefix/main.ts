@@ -151,7 +151,9 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
     "engine): that part is where routing acts (queueing, batch, prefill), the rest is HTTP, the " +
     "contender and the servers' request handling. The prefix hit rate is the servers' own " +
     "`vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over the measured part; " +
-    "shares are each server's share of the measured requests.",
+    "shares are each server's share of the measured requests. Bench stalls: the times the " +
+    "benchmark process's own event loop ran 5 ms or more late while measuring, and the longest, " +
+    "ms; a stall delays every simulator and the client at once, whichever contender routes.",
   ];
   if (!haveRouter) {
     notes.push(

@@ -12,6 +12,7 @@ import { type SimOptions, type SimServer, startSimServer } from "../../sim/serve
 import { type Contender, type ContenderContext, labelOf, startContender } from "./contenders.ts";
 import type { Conversation, PrefixTrace } from "./traces.ts";
 import { quantile } from "../routing/stats.ts";
+import { type LoopStalls, watchLoop } from "../common/loop_stalls.ts";
 import { renderChat } from "../../sim/prompts.ts";
 import { blockHashes } from "../../sim/tokens.ts";
 
@@ -43,9 +44,14 @@ interface Sample {
   ttftMs: number | undefined;
   /** The server time to first token if every earlier prompt and answer were cached there. */
   floorMs: number;
+  /** The same, plus one decode step of the least busy server when the request was sent. */
+  loadedFloorMs: number;
   e2eMs: number;
   ok: boolean;
 }
+
+/** A request's floors, ms. */
+type Floors = Pick<Sample, "floorMs" | "loadedFloorMs">;
 
 /** The outcome of one run. */
 export interface PrefixRunResult {
@@ -68,6 +74,13 @@ export interface PrefixRunResult {
    * server of the fleet's top speed holding every earlier prompt and answer of the run.
    */
   floor: [number, number];
+  /**
+   * The same plus one decode step of the server that was least busy when the request was sent
+   * (a step that prefills also decodes the server's running requests; on a loaded fleet few
+   * servers are ever empty), p50 and p99, ms. Still a lower bound: it leaves out the wait for
+   * the step in progress and any other prefill in the same step.
+   */
+  loadedFloor: [number, number];
   /** The hit rate of the measured requests if every earlier prompt and answer were cached. */
   idealHitRate: number;
   /** End to end, p50 and p99, ms. */
@@ -78,6 +91,8 @@ export interface PrefixRunResult {
   hitRate: number;
   /** Each server's share of the measured requests. */
   shares: number[];
+  /** Event-loop stalls of the benchmark's process (simulators and client) while measuring. */
+  stalls: LoopStalls;
 }
 
 /**
@@ -154,6 +169,8 @@ async function play(
     }
     return (SIM_BASE.ttftMs! + miss * SIM_BASE.prefillMsPerToken!) / run.topSpeed;
   };
+  const leastDecodeMs = (): number =>
+    Math.min(...run.sims.map((sim) => decodeStepMs(sim.state().running))) / run.topSpeed;
   const answered = (messages: unknown[]): void => {
     const ids = renderChat(messages, {
       addGenerationPrompt: false,
@@ -167,7 +184,9 @@ async function play(
   const start = performance.now();
   const measureFrom = start + trace.warmupMs;
   let before: { counters: FleetCounters; received: number[] } | undefined;
+  const loop = watchLoop();
   const snapshot = setTimeout(async () => {
+    loop.reset();
     before = { counters: await fleetCounters(run.sims), received: received(run.sims) };
   }, trace.warmupMs);
   let lastEnd = measureFrom;
@@ -183,9 +202,10 @@ async function play(
       messages.push({ role: "user", content: turn.user });
       const url = run.urls[next++ % run.urls.length]!;
       const floorMs = floorOf(messages, sentAt >= measureFrom);
+      const floors = { floorMs, loadedFloorMs: floorMs + leastDecodeMs() };
       const { sample, answer } = await send(
         url,
-        { messages, maxTokens: turn.maxTokens, floorMs },
+        { messages, maxTokens: turn.maxTokens, floors },
         cut.signal,
       );
       if (sentAt >= measureFrom) {
@@ -203,6 +223,7 @@ async function play(
   await all;
   clearTimeout(deadline);
   clearTimeout(snapshot);
+  const stalls = loop.stop();
   const after = await fleetCounters(run.sims);
   const base = before ?? { counters: NO_COUNTS, received: run.sims.map(() => 0) };
   const counts = received(run.sims).map((count, i) => count - base.received[i]!);
@@ -222,11 +243,16 @@ async function play(
         : NaN,
     },
     floor: [quantile(ok.map((s) => s.floorMs), 0.5), quantile(ok.map((s) => s.floorMs), 0.99)],
+    loadedFloor: [
+      quantile(ok.map((s) => s.loadedFloorMs), 0.5),
+      quantile(ok.map((s) => s.loadedFloorMs), 0.99),
+    ],
     idealHitRate: ideal.queries > 0 ? ideal.hits / ideal.queries : NaN,
     e2e: [quantile(ok.map((s) => s.e2eMs), 0.5), quantile(ok.map((s) => s.e2eMs), 0.99)],
     throughput: ok.length / Math.max(0.001, (lastEnd - measureFrom) / 1000),
     hitRate: queries > 0 ? (after.hits - base.counters.hits) / queries : NaN,
     shares: counts.map((count) => total > 0 ? count / total : 0),
+    stalls,
   };
 }
 
@@ -266,13 +292,18 @@ async function fleetCounters(sims: readonly SimServer[]): Promise<FleetCounters>
   return counts;
 }
 
+/** A decode step's time at speed 1 with `running` requests in the batch (0 for none). */
+function decodeStepMs(running: number): number {
+  return running === 0 ? 0 : SIM_BASE.itlMs! * (1 + SIM_BASE.batchFactor! * (running - 1));
+}
+
 /** Sends one streaming chat request; times it and gathers the answer's text. */
 async function send(
   base: string,
-  request: { messages: unknown[]; maxTokens: number; floorMs: number },
+  request: { messages: unknown[]; maxTokens: number; floors: Floors },
   signal: AbortSignal,
 ): Promise<{ sample: Sample; answer: string }> {
-  const { floorMs } = request;
+  const { floors } = request;
   const sent = performance.now();
   let ttftMs: number | undefined;
   let text = "";
@@ -291,7 +322,7 @@ async function send(
     if (response.status !== 200 || response.body === null) {
       await response.body?.cancel();
       return {
-        sample: { ttftMs, floorMs, e2eMs: performance.now() - sent, ok: false },
+        sample: { ttftMs, ...floors, e2eMs: performance.now() - sent, ok: false },
         answer: "",
       };
     }
@@ -305,12 +336,15 @@ async function send(
       text += part;
     }
   } catch {
-    return { sample: { ttftMs, floorMs, e2eMs: performance.now() - sent, ok: false }, answer: "" };
+    return {
+      sample: { ttftMs, ...floors, e2eMs: performance.now() - sent, ok: false },
+      answer: "",
+    };
   }
   return {
     sample: {
       ttftMs,
-      floorMs,
+      ...floors,
       e2eMs: performance.now() - sent,
       ok: ttftMs !== undefined && text.includes("[DONE]"),
     },

@@ -91,6 +91,11 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
     // The floor leaves out queueing, the decode batch and HTTP: measured TTFT is above it.
     assert.ok(row.floor[0] > 0 && row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
     assert.ok(row.ttft[1] > row.floor[1], `${row.ttft} vs floor ${row.floor}`);
+    // The loaded floor adds a decode step where every server was busy: at least the floor, and
+    // still below what was measured.
+    const loaded = row.loadedFloor;
+    assert.ok(loaded[0] >= row.floor[0] && loaded[1] >= row.floor[1], `${loaded} vs ${row.floor}`);
+    assert.ok(row.ttft[0] > loaded[0] && row.ttft[1] > loaded[1], `${row.ttft} vs ${loaded}`);
     // The servers' own first-token time leaves out HTTP and the gateway: it is below the client's.
     const { client, server } = row.ttftMean;
     assert.ok(server > 0 && server < client, `client ${client} ms, servers ${server} ms`);
