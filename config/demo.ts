@@ -1,6 +1,8 @@
 /**
  * The embedded demo spec used when `main.ts` runs without `--config`: the original README's models,
- * served by a small simulated fleet the program starts on free loopback ports.
+ * served by a small simulated fleet the program starts on free loopback ports. `gpt-4` routes with
+ * `cache_aware` (the original README had `real_time_metrics`, which it matches on unique prompts
+ * and beats where prompts share prefixes: docs/routing.md).
  *
  * @module
  */
@@ -13,7 +15,7 @@ models:
     strategy: round_robin
   gpt-4:
     servers: ["\${DEMO_SERVER_3}", "\${DEMO_SERVER_4}"]
-    strategy: real_time_metrics
+    strategy: cache_aware
 metrics_update_interval: 1
 `;
 
