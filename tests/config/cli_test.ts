@@ -79,6 +79,9 @@ Deno.test("with no --config the demo fleet answers the original README's example
     assert.match(await stream.text(), /data: \[DONE\]/);
     const models = await (await fetch(`${url}/v1/models`)).json();
     assert.deepEqual(models.data.map((m: { id: string }) => m.id), ["gpt-3.5-turbo", "gpt-4"]);
+    // The demo's gpt-4 routes by cached prefix.
+    const gpt4 = await (await fetch(`${url}/admin/models/gpt-4`)).json();
+    assert.equal(gpt4.strategy, "cache_aware", JSON.stringify(gpt4));
   } finally {
     const status = await stop(child);
     assert.equal(status.code, 0);
