@@ -32,7 +32,8 @@ export interface LoopWatch {
 }
 
 /**
- * Starts watching this process's event loop with a timer every `tickMs`.
+ * Starts watching this process's event loop with a timer every `tickMs` (unreferenced: it does
+ * not keep the process alive).
  *
  * @param options `tickMs`: the timer's period (default 2); `thresholdMs`: the lateness that counts
  *   as a stall (default 5).
@@ -58,6 +59,8 @@ export function watchLoop(options: { tickMs?: number; thresholdMs?: number } = {
     stalls.totalMs += late;
     stalls.longestMs = Math.max(stalls.longestMs, late);
   }, tickMs);
+  // A watch never keeps the process alive, even when a failing run skips `stop()`.
+  Deno.unrefTimer(timer);
   return {
     get stalls() {
       return { ...stalls };
