@@ -15,6 +15,7 @@ import { quantile } from "../routing/stats.ts";
 import { type LoopStalls, watchLoop } from "../common/loop_stalls.ts";
 import { renderChat } from "../../sim/prompts.ts";
 import { blockHashes } from "../../sim/tokens.ts";
+import { decodeStepMs } from "../../sim/engine/engine.ts";
 
 /** Tokens per KV block in the simulated servers. */
 const BLOCK_TOKENS = 16;
@@ -169,8 +170,9 @@ async function play(
     }
     return (SIM_BASE.ttftMs! + miss * SIM_BASE.prefillMsPerToken!) / run.topSpeed;
   };
+  const timing = { itlMs: SIM_BASE.itlMs!, batchFactor: SIM_BASE.batchFactor! };
   const leastDecodeMs = (): number =>
-    Math.min(...run.sims.map((sim) => decodeStepMs(sim.state().running))) / run.topSpeed;
+    Math.min(...run.sims.map((sim) => decodeStepMs(timing, sim.state().running))) / run.topSpeed;
   const answered = (messages: unknown[]): void => {
     const ids = renderChat(messages, {
       addGenerationPrompt: false,
@@ -290,11 +292,6 @@ async function fleetCounters(sims: readonly SimServer[]): Promise<FleetCounters>
     }
   }
   return counts;
-}
-
-/** A decode step's time at speed 1 with `running` requests in the batch (0 for none). */
-function decodeStepMs(running: number): number {
-  return running === 0 ? 0 : SIM_BASE.itlMs! * (1 + SIM_BASE.batchFactor! * (running - 1));
 }
 
 /** Sends one streaming chat request; times it and gathers the answer's text. */

@@ -66,6 +66,24 @@ class Job extends SimRequest implements EngineRequest {
 }
 
 /**
+ * The decode part of a step at speed 1: `itlMs * (1 + batchFactor * (decodes - 1))`, 0 with none.
+ *
+ * @param options The step's timing options.
+ * @param decodes Requests decoding one token in the step.
+ * @returns Milliseconds.
+ * @example
+ * ```ts
+ * decodeStepMs({ itlMs: 10, batchFactor: 0.02 }, 6); // 11
+ * ```
+ */
+export function decodeStepMs(
+  options: Pick<ResolvedSimOptions, "itlMs" | "batchFactor">,
+  decodes: number,
+): number {
+  return decodes > 0 ? options.itlMs * (1 + options.batchFactor * (decodes - 1)) : 0;
+}
+
+/**
  * Continuous batching over a block KV cache with a prefix cache.
  *
  * @example
@@ -273,7 +291,7 @@ export class Engine {
       return;
     }
     const { decodes, prefillTokens } = plan;
-    const decodeMs = decodes > 0 ? options.itlMs * (1 + options.batchFactor * (decodes - 1)) : 0;
+    const decodeMs = decodeStepMs(options, decodes);
     const prefillMs = prefillTokens > 0
       ? options.ttftMs + prefillTokens * options.prefillMsPerToken
       : 0;
