@@ -79,6 +79,11 @@ export interface SimServer {
   update(options: Partial<SimOptions>): void;
   /** The load and counters now. */
   state(): SimState;
+  /**
+   * The time to first token a prompt would have if it arrived now, ms, from the engine's own
+   * state (`Engine.forecast`); for benchmark baselines that know everything.
+   */
+  forecast(prompt: { promptTokens: number; blockHashes: readonly string[] }): number;
   /** Resolves when nothing is running or waiting in the engine. */
   onIdle(options?: { timeoutMs?: number }): Promise<void>;
   /** Resolves once `predicate` holds, checked on every change; rejects after `timeoutMs` (5000). */
@@ -161,6 +166,10 @@ class Sim implements SimServer {
   state(): SimState {
     const hanging = this.#hung.size + this.#hungMetrics.size;
     return { ...this.#engine.state(), hanging, ...this.#counts };
+  }
+
+  forecast(prompt: { promptTokens: number; blockHashes: readonly string[] }): number {
+    return this.#engine.forecast(prompt);
   }
 
   onIdle(options: { timeoutMs?: number } = {}): Promise<void> {

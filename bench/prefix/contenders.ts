@@ -2,7 +2,9 @@
  * The contenders of the prefix-cache benchmark, each its own process in front of a fleet:
  * LLMStream with one strategy (`deno run main.ts`, one process or two replicas), or the vLLM
  * router (`vllm-router` from PyPI, installed by `bench/peers/install.sh` into `.cache/bench`) with
- * one of its policies at their default settings.
+ * one of its policies at their default settings. The `oracle` is no process: the client sends
+ * each request straight to the server whose engine forecasts the earliest first token
+ * (`bench/prefix/run.ts`), a reference for what full information and no proxy hop would give.
  *
  * @module
  */
@@ -11,8 +13,8 @@ import { freePort, logTail, type Spawned, spawnPinned, waitUntil } from "../comm
 
 /** A contender as the tables name it. */
 export interface Contender {
-  /** `llmstream` or `vllm-router`. */
-  kind: "llmstream" | "vllm-router";
+  /** `llmstream`, `vllm-router`, or the client-side `oracle`. */
+  kind: "llmstream" | "vllm-router" | "oracle";
   /** The strategy or policy. */
   strategy: string;
   /** Gateway replicas (LLMStream only), requests alternating between them. */
@@ -74,6 +76,7 @@ export async function startContender(
   options: { servers: string[]; context: ContenderContext; tag: string },
 ): Promise<RunningContender> {
   const { context, servers } = options;
+  if (contender.kind === "oracle") return { urls: servers, stop: () => Promise.resolve() };
   const processes: Spawned[] = [];
   const urls: string[] = [];
   try {

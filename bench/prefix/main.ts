@@ -112,6 +112,7 @@ const MAIN: Contender[] = [
   { kind: "llmstream", strategy: "cache_aware", replicas: 2 },
   { kind: "vllm-router", strategy: "power_of_two", replicas: 1 },
   { kind: "vllm-router", strategy: "round_robin", replicas: 1 },
+  { kind: "oracle", strategy: "earliest_first_token", replicas: 1 },
 ];
 const OTHERS: Contender[] = [
   "round_robin",
@@ -154,6 +155,11 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
     "shares are each server's share of the measured requests. Bench stalls: the times the " +
     "benchmark process's own event loop ran 5 ms or more late while measuring, and the longest, " +
     "ms; a stall delays every simulator and the client at once, whichever contender routes.",
+    "The `oracle earliest_first_token` row is no router: the client sends each request straight " +
+    "to the server whose simulated engine forecasts the earliest first token for it, knowing " +
+    "every server's cache, queue and where its step in progress stands (`Engine.forecast`; " +
+    "greedy, it does not weigh what a choice costs later requests). It shows what full " +
+    "information and no proxy hop would give; no gateway can see a server's steps.",
   ];
   if (!haveRouter) {
     notes.push(

@@ -133,6 +133,7 @@ export async function runPrefix(
     return await play(trace, {
       sims,
       urls: running.urls,
+      oracle: options.contender.kind === "oracle",
       drainMs: options.drainMs,
       label: labelOf(options.contender),
       topSpeed: Math.max(...options.fleet.speeds),
@@ -145,19 +146,21 @@ export async function runPrefix(
 
 async function play(
   trace: PrefixTrace,
-  run: { sims: SimServer[]; urls: string[]; drainMs: number; label: string; topSpeed: number },
+  run: {
+    sims: SimServer[];
+    urls: string[];
+    oracle: boolean;
+    drainMs: number;
+    label: string;
+    topSpeed: number;
+  },
 ): Promise<PrefixRunResult> {
   const samples: Sample[] = [];
   // Every block any server computed so far, for the floor.
   const computed = new Set<string>();
   const ideal = { hits: 0, queries: 0 };
-  const floorOf = (messages: unknown[], measured: boolean): number => {
-    const ids = renderChat(messages, {
-      addGenerationPrompt: true,
-      continueFinalMessage: false,
-      tools: undefined,
-    });
-    const hashes = blockHashes(ids, BLOCK_TOKENS);
+  const floorOf = (prompt: Prompt, measured: boolean): number => {
+    const { ids, hashes } = prompt;
     let cached = 0;
     // At least one token is computed, as the simulator and vLLM do.
     const most = Math.floor((ids.length - 1) / BLOCK_TOKENS);
@@ -202,8 +205,10 @@ async function play(
       const sentAt = performance.now();
       if (sentAt - start > trace.endMs || cut.signal.aborted) return;
       messages.push({ role: "user", content: turn.user });
-      const url = run.urls[next++ % run.urls.length]!;
-      const floorMs = floorOf(messages, sentAt >= measureFrom);
+      const prompt = promptOf(messages);
+      // The oracle forecasts before the floor records this prompt's blocks.
+      const url = run.oracle ? closest(run.sims, prompt).url : run.urls[next++ % run.urls.length]!;
+      const floorMs = floorOf(prompt, sentAt >= measureFrom);
       const floors = { floorMs, loadedFloorMs: floorMs + leastDecodeMs() };
       const { sample, answer } = await send(
         url,
@@ -292,6 +297,37 @@ async function fleetCounters(sims: readonly SimServer[]): Promise<FleetCounters>
     }
   }
   return counts;
+}
+
+/** A chat prompt as the simulator tokenizes it. */
+interface Prompt {
+  ids: number[];
+  hashes: string[];
+}
+
+function promptOf(messages: unknown[]): Prompt {
+  const ids = renderChat(messages, {
+    addGenerationPrompt: true,
+    continueFinalMessage: false,
+    tools: undefined,
+  });
+  return { ids, hashes: blockHashes(ids, BLOCK_TOKENS) };
+}
+
+/**
+ * The oracle's choice: the server whose engine forecasts the earliest first token for the
+ * prompt, knowing its cache, its queue and where its step in progress stands (greedy: it does
+ * not weigh what the choice costs later requests).
+ */
+function closest(sims: readonly SimServer[], prompt: Prompt): SimServer {
+  const job = { promptTokens: prompt.ids.length, blockHashes: prompt.hashes };
+  let best = sims[0]!;
+  let bestMs = Infinity;
+  for (const sim of sims) {
+    const ms = sim.forecast(job);
+    if (ms < bestMs) [best, bestMs] = [sim, ms];
+  }
+  return best;
 }
 
 /** Sends one streaming chat request; times it and gathers the answer's text. */

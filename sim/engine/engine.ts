@@ -207,6 +207,48 @@ export class Engine {
   }
 
   /**
+   * The time to first token a prompt would have if it arrived now, ms, as far as the engine's
+   * own state tells: the rest of the step in progress, then one step that decodes the running
+   * requests and prefills what is still to prefill, the queued prompts' and this one's uncached
+   * part. It leaves out the step's token budget and the running slots. Benchmarks use it for a
+   * router that knows everything (`bench/prefix/`); no real server exposes it.
+   *
+   * @param prompt The prompt's length and block hashes, as a request's job would carry them.
+   * @returns The expected milliseconds to its first token.
+   * @example
+   * ```ts
+   * const engine = new Engine(resolveSimOptions({ itlMs: 10, ttftMs: 5 }));
+   * engine.forecast({ promptTokens: 100, blockHashes: [] }); // 5 + 100 * prefillMsPerToken
+   * ```
+   */
+  forecast(prompt: { promptTokens: number; blockHashes: readonly string[] }): number {
+    const options = this.#options;
+    const blockSize = this.#kv.blockSize;
+    const uncached = (tokens: number, hashes: readonly string[]): number => {
+      if (!this.#prefixCaching) return tokens;
+      // Like admission: at least one token is computed.
+      return tokens - this.#kv.lookup(hashes, Math.floor((tokens - 1) / blockSize)).length *
+          blockSize;
+    };
+    const inStep = new Set(this.#batch);
+    let decodes = 0;
+    let prefill = uncached(prompt.promptTokens, prompt.blockHashes);
+    for (const request of this.#running) {
+      const left = request.numTokens - request.computed -
+        (inStep.has(request) ? request.scheduled : 0);
+      if (left <= 0 || (request.generated > 0 && left === 1)) decodes++;
+      else prefill += left;
+    }
+    for (const request of this.#waiting) {
+      prefill += uncached(request.numTokens, request.job.blockHashes);
+    }
+    const rest = this.#batch.length > 0 ? Math.max(0, this.#plannedEnd - performance.now()) : 0;
+    const stepMs = decodeStepMs(options, decodes) + options.ttftMs +
+      prefill * options.prefillMsPerToken;
+    return rest + stepMs / options.speed;
+  }
+
+  /**
    * Closes a test gate: gated requests (streams) stop before sampling their last token, keeping
    * their slot and blocks, until every closed gate is opened.
    *
