@@ -5,7 +5,8 @@
  *
  * Run: `deno task bench:routing [--quick] [--suite load|prefix|all]`: `load` is this file's suite,
  * `prefix` the prefix-cache comparison with the vLLM router (`bench/prefix/main.ts`), `all` (the
- * default) both. `--prefix-only chat,control` and `--prefix-contenders "cache_aware"` run part of
+ * default) both. `--prefix-only chat,control` (or `"chat, homogeneous,control"`: a comma
+ * followed by a space is part of a name) and `--prefix-contenders "cache_aware"` run part of
  * the prefix suite (into `routing-prefix-partial.md`); `--prefix-seconds` and `--prefix-warmup` set
  * its lengths; `--prefix-variants 'cache_aware{"load_tokens":64},cache_aware{"load_tokens":64}x2'`
  * adds LLMStream contenders with other `strategy_options` (for tuning). Other flags: `--interval S` (`metrics_update_interval`,
@@ -130,7 +131,8 @@ export function readSettings(args: string[]): BenchSettings {
     suite: values.suite as BenchSettings["suite"],
     prefixSeconds: number("prefix-seconds", values["prefix-seconds"] ?? (quick ? "10" : "40")),
     prefixWarmup: number("prefix-warmup", values["prefix-warmup"] ?? (quick ? "6" : "10")),
-    prefixOnly: values["prefix-only"].split(",").filter(Boolean),
+    // Scenario names hold ", " ("chat, homogeneous"): only a comma with no space after separates.
+    prefixOnly: values["prefix-only"].split(/,(?! )/).filter(Boolean),
     prefixContenders: values["prefix-contenders"].split(",").filter(Boolean),
     prefixVariants: values["prefix-variants"].split(/,(?![^{]*})/).map((text) => text.trim())
       .filter(Boolean).map(readVariant),

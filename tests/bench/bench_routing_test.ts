@@ -105,3 +105,32 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
     await Deno.remove(runDir, { recursive: true });
   }
 });
+
+Deno.test("the prefix suite's oracle sends each turn straight to the server where its history is", async () => {
+  const runDir = await Deno.makeTempDir({ prefix: "llmstream-prefix-test-" });
+  try {
+    const trace = chatTrace({ seed: 4, seconds: 2, warmup: 0.5, rate: 2 });
+    const row = await runPrefix(trace, {
+      fleet: { name: "homogeneous", speeds: [1, 1], kvBlocks: 4096 },
+      contender: { kind: "oracle", strategy: "earliest_first_token", replicas: 1 },
+      context: { repoDir: "/nonexistent", runDir, interval: 0.5 },
+      drainMs: 20_000,
+      tag: "test",
+    });
+    assert.equal(row.contender, "oracle earliest_first_token");
+    assert.ok(row.requests > 0);
+    assert.equal(row.failed, 0);
+    // At this light load a later turn's own server forecasts far earlier than one that would
+    // prefill its history again: the servers hit about as often as they ideally could.
+    assert.ok(
+      row.hitRate >= row.idealHitRate - 0.05,
+      `hit ${row.hitRate}, ideal ${row.idealHitRate}`,
+    );
+    // And new chats go where the first token comes soonest, not always to the same server.
+    assert.ok(row.shares.every((share) => share > 0.1), `shares ${row.shares}`);
+    // No proxy: the client's time to first token is the servers' plus HTTP.
+    assert.ok(row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
+  } finally {
+    await Deno.remove(runDir, { recursive: true });
+  }
+});

@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { json, post, sample, scrape, scrapeUntil, SseReader, withSim } from "./sim_helpers.ts";
 import type { MetricsFlavor } from "../../sim/server.ts";
+import { textPrompt } from "../../sim/prompts.ts";
+import { blockHashes } from "../../sim/tokens.ts";
 
 Deno.test("requests queue beyond maxNumSeqs and client aborts free their slots", async () => {
   await withSim({ maxNumSeqs: 2, itlMs: 20 }, async (sim) => {
@@ -118,6 +120,32 @@ Deno.test("prefix cache hits count tokens and shorten time to first token", asyn
     assert.equal(sample(text, "vllm:kv_cache_usage_perc"), 0);
     // Prefill is 2 + 200 * 0.5 = 102 ms cold and 2 + 8 * 0.5 = 6 ms warm.
     assert.ok(warm < cold / 2, `Warm TTFT ${warm} ms is not well below cold ${cold} ms`);
+  });
+});
+
+Deno.test("the engine forecasts a prompt's first token from its cache, its batch and its step", async () => {
+  const options = { blockSize: 16, ttftMs: 2, prefillMsPerToken: 0.5, itlMs: 10, batchFactor: 0 };
+  await withSim(options, async (sim) => {
+    // 800 characters: 200 tokens, 12 full blocks (192 tokens).
+    const prompt = Array.from({ length: 100 }, (_, i) => `w${String(i).padStart(7, "0")}`).join("");
+    const ids = textPrompt(prompt);
+    const job = { promptTokens: ids.length, blockHashes: blockHashes(ids, 16) };
+    assert.equal(ids.length, 200);
+    // Idle, nothing cached: one step that prefills all 200 tokens.
+    assert.equal(sim.forecast(job), 2 + 200 * 0.5);
+    const reader = new SseReader(
+      await post(sim, "/v1/completions", { prompt, max_tokens: 1000, stream: true }),
+    );
+    await reader.next();
+    // Its blocks are cached and it decodes: a step that decodes it (10 ms) and prefills the last
+    // 8 tokens (2 + 8 * 0.5 ms), after the rest of its decode step in progress (at most 10 ms).
+    const forecast = sim.forecast(job);
+    assert.ok(forecast >= 16 && forecast <= 26, `forecast ${forecast} ms`);
+    // Another prompt finds nothing cached.
+    const other = textPrompt(prompt.replace("w0000000", "x0000000"));
+    const cold = sim.forecast({ promptTokens: other.length, blockHashes: blockHashes(other, 16) });
+    assert.ok(cold >= 112 && cold <= 122, `cold forecast ${cold} ms`);
+    await reader.cancel();
   });
 });
 
