@@ -206,7 +206,6 @@ async function play(
       if (sentAt - start > trace.endMs || cut.signal.aborted) return;
       messages.push({ role: "user", content: turn.user });
       const prompt = promptOf(messages);
-      // The oracle forecasts before the floor records this prompt's blocks.
       const url = run.oracle ? closest(run.sims, prompt).url : run.urls[next++ % run.urls.length]!;
       const floorMs = floorOf(prompt, sentAt >= measureFrom);
       const floors = { floorMs, loadedFloorMs: floorMs + leastDecodeMs() };
