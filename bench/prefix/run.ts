@@ -177,12 +177,7 @@ async function play(
   const leastDecodeMs = (): number =>
     Math.min(...run.sims.map((sim) => decodeStepMs(timing, sim.state().running))) / run.topSpeed;
   const answered = (messages: unknown[]): void => {
-    const ids = renderChat(messages, {
-      addGenerationPrompt: false,
-      continueFinalMessage: false,
-      tools: undefined,
-    });
-    for (const hash of blockHashes(ids, BLOCK_TOKENS)) computed.add(hash);
+    for (const hash of promptOf(messages, { answered: true }).hashes) computed.add(hash);
   };
   const cut = new AbortController();
   let next = 0;
@@ -304,9 +299,13 @@ interface Prompt {
   hashes: string[];
 }
 
-function promptOf(messages: unknown[]): Prompt {
+/**
+ * Tokenizes a chat as the simulator does: ready for the next answer, or (`answered`) ending with
+ * the last answer, whose blocks the server cached as it generated them.
+ */
+function promptOf(messages: unknown[], options: { answered?: boolean } = {}): Prompt {
   const ids = renderChat(messages, {
-    addGenerationPrompt: true,
+    addGenerationPrompt: !options.answered,
     continueFinalMessage: false,
     tools: undefined,
   });

@@ -223,13 +223,10 @@ export class Engine {
    */
   forecast(prompt: { promptTokens: number; blockHashes: readonly string[] }): number {
     const options = this.#options;
-    const blockSize = this.#kv.blockSize;
-    const uncached = (tokens: number, hashes: readonly string[]): number => {
-      if (!this.#prefixCaching) return tokens;
-      // Like admission: at least one token is computed.
-      return tokens - this.#kv.lookup(hashes, Math.floor((tokens - 1) / blockSize)).length *
-          blockSize;
-    };
+    const uncached = (tokens: number, hashes: readonly string[]): number =>
+      this.#prefixCaching
+        ? tokens - this.#kv.lookup(hashes, tokens).length * this.#kv.blockSize
+        : tokens;
     const inStep = new Set(this.#batch);
     let decodes = 0;
     let prefill = uncached(prompt.promptTokens, prompt.blockHashes);

@@ -94,15 +94,16 @@ export class KvCache {
   }
 
   /**
-   * Finds the longest cached prefix.
+   * Finds the longest cached prefix of a prompt. Like vLLM, it leaves at least one token to
+   * compute, so the step samples one: a prompt of whole blocks never matches its last block.
    *
    * @param hashes Chain hashes of the request's full blocks.
-   * @param maxBlocks Most blocks to match.
+   * @param tokens The request's tokens.
    * @returns The cached blocks, in order.
    */
-  lookup(hashes: readonly string[], maxBlocks: number): KvBlock[] {
+  lookup(hashes: readonly string[], tokens: number): KvBlock[] {
     const hits: KvBlock[] = [];
-    const limit = Math.min(hashes.length, maxBlocks);
+    const limit = Math.min(hashes.length, Math.floor((tokens - 1) / this.#blockSize));
     for (let i = 0; i < limit; i++) {
       const block = this.#cache.get(hashes[i] ?? "");
       if (block === undefined) break;

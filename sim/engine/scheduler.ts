@@ -144,9 +144,7 @@ export function planStep(
     plan.preempted === 0 && budget > 0 && waiting.length > 0 && running.length < limits.maxNumSeqs
   ) {
     const request = waiting[0] as SimRequest;
-    // Like vLLM, leave at least one token to compute so the step samples one.
-    const maxBlocks = Math.floor((request.numTokens - 1) / kv.blockSize);
-    const hits = limits.prefixCaching ? kv.lookup(request.job.blockHashes, maxBlocks) : [];
+    const hits = limits.prefixCaching ? kv.lookup(request.job.blockHashes, request.numTokens) : [];
     const cached = hits.length * kv.blockSize;
     const tokens = Math.min(request.numTokens - cached, budget);
     if (!kv.admit(request, hits, cached + tokens)) break;

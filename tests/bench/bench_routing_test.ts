@@ -4,7 +4,8 @@ import { runStrategies } from "../../bench/routing/pool.ts";
 import { ORACLE, prepareRun } from "../../bench/routing/run.ts";
 import { quantile } from "../../bench/routing/stats.ts";
 import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../../bench/routing/traces.ts";
-import { runPrefix } from "../../bench/prefix/run.ts";
+import { type PrefixRunResult, runPrefix } from "../../bench/prefix/run.ts";
+import type { Contender } from "../../bench/prefix/contenders.ts";
 import { chatTrace } from "../../bench/prefix/traces.ts";
 
 const BASE = { capacity: 20, seconds: 10, warmup: 0, seed: 1 };
@@ -68,12 +69,53 @@ Deno.test("a short benchmark run measures every request through the gateway", as
 });
 
 Deno.test("a short prefix-cache run measures every turn, the cache hits, and no request beats its floor", async () => {
+  const row = await shortChatRun({ kind: "llmstream", strategy: "cache_aware", replicas: 1 }, 3);
+  assert.ok(row.requests > 0);
+  assert.equal(row.failed, 0);
+  // Later turns re-send their history: the servers' own counters show hits.
+  assert.ok(row.hitRate > 0.1, `hit rate ${row.hitRate}`);
+  // The servers count by admission, the floor by sending: a few requests' worth of slack.
+  assert.ok(row.idealHitRate + 0.05 >= row.hitRate, `ideal ${row.idealHitRate} < ${row.hitRate}`);
+  // The floor leaves out queueing, the decode batch and HTTP: measured TTFT is above it.
+  assert.ok(row.floor[0] > 0 && row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
+  assert.ok(row.ttft[1] > row.floor[1], `${row.ttft} vs floor ${row.floor}`);
+  // The loaded floor adds a decode step where every server was busy: at least the floor, and
+  // still below what was measured.
+  const loaded = row.loadedFloor;
+  assert.ok(loaded[0] >= row.floor[0] && loaded[1] >= row.floor[1], `${loaded} vs ${row.floor}`);
+  assert.ok(row.ttft[0] > loaded[0] && row.ttft[1] > loaded[1], `${row.ttft} vs ${loaded}`);
+  // The servers' own first-token time leaves out HTTP and the gateway: it is below the client's.
+  const { client, server } = row.ttftMean;
+  assert.ok(server > 0 && server < client, `client ${client} ms, servers ${server} ms`);
+  const shares = row.shares.reduce((sum, share) => sum + share, 0);
+  assert.ok(Math.abs(shares - 1) < 1e-9, `shares ${shares}`);
+});
+
+Deno.test("the prefix suite's oracle sends each turn straight to the server where its history is", async () => {
+  const oracle = { kind: "oracle", strategy: "earliest_first_token", replicas: 1 } as const;
+  const row = await shortChatRun(oracle, 4);
+  assert.equal(row.contender, "oracle earliest_first_token");
+  assert.ok(row.requests > 0);
+  assert.equal(row.failed, 0);
+  // At this light load a later turn's own server forecasts far earlier than one that would
+  // prefill its history again: the servers hit about as often as they ideally could.
+  assert.ok(
+    row.hitRate >= row.idealHitRate - 0.05,
+    `hit ${row.hitRate}, ideal ${row.idealHitRate}`,
+  );
+  // And new chats go where the first token comes soonest, not always to the same server.
+  assert.ok(row.shares.every((share) => share > 0.1), `shares ${row.shares}`);
+  // No proxy: the client's time to first token is the servers' plus HTTP.
+  assert.ok(row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
+});
+
+/** A 2 s chat run (after 0.5 s of warm-up) through a contender in front of two servers. */
+async function shortChatRun(contender: Contender, seed: number): Promise<PrefixRunResult> {
   const runDir = await Deno.makeTempDir({ prefix: "llmstream-prefix-test-" });
   try {
-    const trace = chatTrace({ seed: 3, seconds: 2, warmup: 0.5, rate: 2 });
-    const row = await runPrefix(trace, {
+    return await runPrefix(chatTrace({ seed, seconds: 2, warmup: 0.5, rate: 2 }), {
       fleet: { name: "homogeneous", speeds: [1, 1], kvBlocks: 4096 },
-      contender: { kind: "llmstream", strategy: "cache_aware", replicas: 1 },
+      contender,
       context: {
         repoDir: decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(/\/$/, ""),
         runDir,
@@ -82,55 +124,7 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
       drainMs: 20_000,
       tag: "test",
     });
-    assert.ok(row.requests > 0);
-    assert.equal(row.failed, 0);
-    // Later turns re-send their history: the servers' own counters show hits.
-    assert.ok(row.hitRate > 0.1, `hit rate ${row.hitRate}`);
-    // The servers count by admission, the floor by sending: a few requests' worth of slack.
-    assert.ok(row.idealHitRate + 0.05 >= row.hitRate, `ideal ${row.idealHitRate} < ${row.hitRate}`);
-    // The floor leaves out queueing, the decode batch and HTTP: measured TTFT is above it.
-    assert.ok(row.floor[0] > 0 && row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
-    assert.ok(row.ttft[1] > row.floor[1], `${row.ttft} vs floor ${row.floor}`);
-    // The loaded floor adds a decode step where every server was busy: at least the floor, and
-    // still below what was measured.
-    const loaded = row.loadedFloor;
-    assert.ok(loaded[0] >= row.floor[0] && loaded[1] >= row.floor[1], `${loaded} vs ${row.floor}`);
-    assert.ok(row.ttft[0] > loaded[0] && row.ttft[1] > loaded[1], `${row.ttft} vs ${loaded}`);
-    // The servers' own first-token time leaves out HTTP and the gateway: it is below the client's.
-    const { client, server } = row.ttftMean;
-    assert.ok(server > 0 && server < client, `client ${client} ms, servers ${server} ms`);
-    const shares = row.shares.reduce((sum, share) => sum + share, 0);
-    assert.ok(Math.abs(shares - 1) < 1e-9, `shares ${shares}`);
   } finally {
     await Deno.remove(runDir, { recursive: true });
   }
-});
-
-Deno.test("the prefix suite's oracle sends each turn straight to the server where its history is", async () => {
-  const runDir = await Deno.makeTempDir({ prefix: "llmstream-prefix-test-" });
-  try {
-    const trace = chatTrace({ seed: 4, seconds: 2, warmup: 0.5, rate: 2 });
-    const row = await runPrefix(trace, {
-      fleet: { name: "homogeneous", speeds: [1, 1], kvBlocks: 4096 },
-      contender: { kind: "oracle", strategy: "earliest_first_token", replicas: 1 },
-      context: { repoDir: "/nonexistent", runDir, interval: 0.5 },
-      drainMs: 20_000,
-      tag: "test",
-    });
-    assert.equal(row.contender, "oracle earliest_first_token");
-    assert.ok(row.requests > 0);
-    assert.equal(row.failed, 0);
-    // At this light load a later turn's own server forecasts far earlier than one that would
-    // prefill its history again: the servers hit about as often as they ideally could.
-    assert.ok(
-      row.hitRate >= row.idealHitRate - 0.05,
-      `hit ${row.hitRate}, ideal ${row.idealHitRate}`,
-    );
-    // And new chats go where the first token comes soonest, not always to the same server.
-    assert.ok(row.shares.every((share) => share > 0.1), `shares ${row.shares}`);
-    // No proxy: the client's time to first token is the servers' plus HTTP.
-    assert.ok(row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
-  } finally {
-    await Deno.remove(runDir, { recursive: true });
-  }
-});
+}
