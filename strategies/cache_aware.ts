@@ -16,14 +16,16 @@
  *               request adds its miss when it starts; the sum drains at prefill_rate * speed
  *               tokens a second and never exceeds the misses of requests still in flight
  *     miss    = prompt_tokens - cached_tokens            (what the server would still prefill)
- *     cost    = ((1 + load) * load_tokens + backlog + miss) / speed
+ *     cost    = (step_tokens + load * load_tokens + backlog + miss) / speed
  *
- * For a later turn of a chat, the miss above the lowest among the candidates counts twice: moving
- * the conversation re-prefills its history, which the moved request waits for and so do those
- * queued behind it. `speed` is learned as `real_time_metrics` learns it, on a coarse grid. The
- * backlog is `prefix_cache/prefill_backlog.ts`. A saturated server (`waiting` at `saturated_queue`,
- * or KV use at `saturated_kv` with no room left for the prompt tokens the request would add)
- * costs a million times more.
+ * `step_tokens` is the wait for a step on an idle server (a decode step and the fixed part of a
+ * prefill); a running request adds far less to a step (`load_tokens`), a waiting one far more
+ * (`queue_weight` running ones). For a later turn of a chat, the miss above the lowest among the
+ * candidates counts twice: moving the conversation re-prefills its history, which the moved
+ * request waits for and so do those queued behind it. `speed` is learned as `real_time_metrics`
+ * learns it, on a coarse grid. The backlog is `prefix_cache/prefill_backlog.ts`. A saturated
+ * server (`waiting` at `saturated_queue`, or KV use at `saturated_kv` with no room left for the
+ * prompt tokens the request would add) costs a million times more.
  *
  * Servers are ranked by rendezvous hashing of the request's affinity key (the conversation's
  * root: system messages and first user message, or a prompt's first `root_bytes`; else a session
@@ -36,8 +38,9 @@
  * A prefix many requests share is worth a copy on more servers: on a server lacking part of the
  * longest prefix any server holds, that part's prefill is priced over the requests expected to
  * share it (`prefix_cache/prefix_heat.ts`), where the server's cache is not under pressure
- * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`). A chat's history, one request
- * at a time, keeps its full price.
+ * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`) or the server is faster than
+ * every server holding the prefix (the prefix moves there and the slow copy ages out). A chat's
+ * history, one request at a time, keeps its full price.
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
  * list loses its entries. Options: `prefix_cache/cache_aware_options.ts`; the whole account, with
@@ -183,10 +186,10 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     return Math.max(1, Math.min(blocks, Math.floor(settings.maxBlocks / serverCount)));
   }
 
-  /** The load part of a server's cost: `(1 + load) * load_tokens / speed`. */
+  /** The load part of a server's cost: `(step_tokens + load * load_tokens) / speed`. */
   function loadCost(server: ServerView, speed: number, now: number): number {
     const load = liveLoad(server, settings.queueWeight, learner.endedSince(server, now));
-    return (1 + load) * settings.loadTokens / speed;
+    return (settings.stepTokens + load * settings.loadTokens) / speed;
   }
 
   /**
@@ -239,7 +242,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     // in the ranking whose first-turn prefill, at its speed, is within the first-turn window of
     // the best.
     const first = turn.speeds.map((speed) =>
-      (settings.loadTokens + blocks.rootBytes / settings.bytesPerToken) / speed
+      (settings.stepTokens + blocks.rootBytes / settings.bytesPerToken) / speed
     );
     const best = Math.min(...first);
     const home = turn.ranked.find((i) => first[i]! <= best + window)!;
@@ -255,7 +258,12 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
    */
   function sharedPrefix(
     servers: readonly ServerView[],
-    prompt: { blocks: PromptBlocks; matched: readonly number[]; cached: readonly number[] },
+    prompt: {
+      blocks: PromptBlocks;
+      matched: readonly number[];
+      cached: readonly number[];
+      speeds: readonly number[];
+    },
     now: number,
   ): { hash: number; saved: number[] } | undefined {
     const deepest = Math.max(...prompt.matched);
@@ -263,12 +271,18 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     const hash = prompt.blocks.hashes[deepest - 1]!;
     const uses = heat.expected(hash, now);
     if (uses <= 1) return { hash, saved: [] };
+    // Under pressure a copy evicts what another prefix needs, so it is made only where it
+    // moves the prefix to a faster server than any that holds it: each of its requests
+    // gains there, and the slower copy ages out.
+    let holders = 0;
+    servers.forEach((_, i) => {
+      if (prompt.matched[i] === deepest) holders = Math.max(holders, prompt.speeds[i]!);
+    });
     const saved = servers.map((server, i) => {
       // `cached` may credit a chat's history beyond the index's match: only the rest is a copy.
       const copied = deepest * settings.blockBytes - prompt.cached[i]!;
-      return copied > 0 && !underPressure(server.url, now)
-        ? copied / settings.bytesPerToken * (1 - 1 / uses)
-        : 0;
+      const room = !underPressure(server.url, now) || prompt.speeds[i]! > holders;
+      return copied > 0 && room ? copied / settings.bytesPerToken * (1 - 1 / uses) : 0;
     });
     return { hash, saved };
   }
@@ -290,7 +304,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
         creditHistory({ cached, ranked, speeds: speedOf, blocks });
       }
       const misses = cached.map((bytes) => missTokens(blocks, bytes));
-      const shared = sharedPrefix(servers, { blocks, matched, cached }, now);
+      const shared = sharedPrefix(servers, { blocks, matched, cached, speeds: speedOf }, now);
       // A later turn moved off the server with its history re-prefills that history there: the
       // request waits for it, and so do the requests that queue behind it, so the extra prefill
       // counts twice.

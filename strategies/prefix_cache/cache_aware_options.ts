@@ -13,8 +13,9 @@ const schema = z.strictObject({
   block_bytes: z.number().int().min(16).multipleOf(16).default(256),
   root_bytes: z.number().int().positive().default(1024),
   bytes_per_token: positive.default(4),
-  load_tokens: nonNegative.default(64),
-  queue_weight: nonNegative.default(4),
+  step_tokens: nonNegative.default(256),
+  load_tokens: nonNegative.default(16),
+  queue_weight: nonNegative.default(16),
   affinity_tokens: nonNegative.default(256),
   cache_tokens: positive.default(262_144),
   max_blocks: z.number().int().positive().default(262_144),
@@ -34,6 +35,8 @@ export interface CacheAwareSettings {
   readonly rootBytes: number;
   /** Bytes per token, to turn bytes into prefill work. */
   readonly bytesPerToken: number;
+  /** Prefill tokens the wait for a step on an idle server is worth. */
+  readonly stepTokens: number;
   /** Prefill tokens one unit of load is worth. */
   readonly loadTokens: number;
   /** Running requests one waiting request counts as. */
@@ -81,6 +84,7 @@ export function readCacheAwareOptions(raw: Readonly<Record<string, unknown>>): C
     blockBytes: o.block_bytes,
     rootBytes: o.root_bytes,
     bytesPerToken: o.bytes_per_token,
+    stepTokens: o.step_tokens,
     loadTokens: o.load_tokens,
     queueWeight: o.queue_weight,
     affinityTokens: o.affinity_tokens,

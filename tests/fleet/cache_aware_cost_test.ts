@@ -10,7 +10,7 @@ import { SpeedLearner } from "../../strategies/_speed_learner.ts";
 import { CacheChurn } from "../../strategies/prefix_cache/cache_churn.ts";
 import { PrefixHeat } from "../../strategies/prefix_cache/prefix_heat.ts";
 import { PrefixIndex } from "../../strategies/prefix_cache/prefix_index.ts";
-import type { RequestFacts, ServerView } from "../../strategies/types.ts";
+import type { RequestFacts, ServerView, Strategy } from "../../strategies/types.ts";
 import { facts, metrics, view } from "../support/strategy_views.ts";
 
 function words(seed: number, count: number): string {
@@ -92,7 +92,7 @@ Deno.test("cache_aware: when other replicas route later turns, a conversation's 
   for (let id = 1000; id < 1030; id++) {
     // Where the conversation goes at equal load: its home.
     const home = single.pick(servers, turnOf(id, 0))!;
-    // Its home now carries three more requests (192 tokens at the default load_tokens 64).
+    // Its home now carries three more requests (48 tokens at the default load_tokens 16).
     const loaded = servers.map((server) =>
       server.url === home.url ? view(server.url, { inFlight: 3 }) : server
     );
@@ -214,11 +214,11 @@ Deno.test("cache_aware: a later turn moves off its history's server only for twi
   const { strategy, a, b, send } = pair({});
   assert.equal(send(turnOf(7, 0), [a, view(b.url, { inFlight: 9 })]), a.url);
   for (let turn = 1; turn <= 4; turn++) assert.equal(send(turnOf(7, turn), [a, b]), a.url);
-  // Turn 5 re-sends about 1,600 tokens of history that a holds. 35 more requests on a cost
-  // 2,240 tokens at load_tokens 64: more than the history once, less than twice.
+  // Turn 5 re-sends about 1,600 tokens of history that a holds. 140 more requests on a cost
+  // 2,240 tokens at load_tokens 16: more than the history once, less than twice.
   const next = () => turnOf(7, 5);
-  assert.equal(strategy.pick([view(a.url, { inFlight: 35 }), b], next())!.url, a.url);
-  assert.equal(strategy.pick([view(a.url, { inFlight: 80 }), b], next())!.url, b.url);
+  assert.equal(strategy.pick([view(a.url, { inFlight: 140 }), b], next())!.url, a.url);
+  assert.equal(strategy.pick([view(a.url, { inFlight: 320 }), b], next())!.url, b.url);
 });
 
 Deno.test("cache_aware: a server whose KV cache is full still takes requests whose prefix it holds, not prompts it would prefill", () => {
@@ -236,4 +236,71 @@ Deno.test("cache_aware: a server whose KV cache is full still takes requests who
   // A prompt it holds nothing of would need ~2,000 tokens of new blocks: it goes elsewhere.
   const fresh = facts({ messages: [{ role: "user", content: words(99, 1600) }] });
   assert.equal(strategy.pick([full, other], fresh)!.url, other.url);
+});
+
+/** Resolves after `ms` milliseconds of real time: the speed learner measures real durations. */
+function elapse(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Scraped now, with nothing running or waiting. */
+function scraped(url: string): ServerView {
+  return view(url, { metrics: metrics({ scrapedAt: Date.now() }) });
+}
+
+/**
+ * Teaches a strategy that b is a quarter as fast as a: for 1.5 s, one request at a time on each,
+ * 8 ms each on a and 40 ms on b, scraped every tick. Each request's time is measured, so a late
+ * timer changes nothing.
+ */
+async function learnSpeeds(strategy: Strategy, a: ServerView, b: ServerView): Promise<void> {
+  const running = new Map<string, { started: number; request: RequestFacts }>();
+  const until = Date.now() + 1500;
+  for (let n = 0; Date.now() < until; n++) {
+    strategy.pick([scraped(a.url), scraped(b.url)], ask(words(500 + n, 300), "learn"));
+    for (const [server, lasts] of [[a, 8], [b, 40]] as const) {
+      const current = running.get(server.url);
+      if (current !== undefined && Date.now() - current.started < lasts) continue;
+      if (current !== undefined) strategy.onEnd!(server, current.request, "success");
+      const request = ask(words(9000 + n, 300), `learn ${server.url}`);
+      strategy.onStart!(server, request);
+      running.set(server.url, { started: Date.now(), request });
+    }
+    await elapse(4);
+  }
+  for (const [url, { request }] of running) strategy.onEnd!(view(url), request, "success");
+}
+
+Deno.test("cache_aware: a slower server must be idler by more than a step's wait there", async () => {
+  const short = (n: number) => ask("Be brief.", `Q${n}`);
+  for (const [options, busyGoesTo] of [[{}, "a"], [{ step_tokens: 0 }, "b"]] as const) {
+    const { strategy, a, b } = pair(options);
+    await learnSpeeds(strategy, a, b);
+    // A short prompt, nothing cached: a runs 10 requests (160 tokens at load_tokens 16), b none.
+    // b, a quarter as fast, costs the step's 256 tokens four times over: 1,024.
+    const busy = view(a.url, { metrics: metrics({ running: 10 }) });
+    const picked = strategy.pick([busy, scraped(b.url)], short(1))!.url;
+    assert.equal(picked, busyGoesTo === "a" ? a.url : b.url, JSON.stringify(options));
+  }
+});
+
+Deno.test("cache_aware: under KV pressure a hot shared prefix moves off a slow server to a faster one", async () => {
+  // A small cache: the learning traffic makes the index evict recent blocks (pressure).
+  const { strategy, a, b, send } = pair({ cache_tokens: 3500 });
+  await learnSpeeds(strategy, a, b);
+  // A hot 2,000-token prompt lands on b while a is saturated, and its traffic stays there.
+  const system = words(3, 2000);
+  const saturated = view(a.url, { metrics: metrics({ waiting: 64 }) });
+  for (let n = 0; n < 20; n++) {
+    assert.equal(send(ask(system, `Q${n}`), [saturated, scraped(b.url)]), b.url, `request ${n}`);
+  }
+  // a is free again. Both caches are under pressure, yet a is faster than any holder: the next
+  // request pays the copy there, and the ones after it stay.
+  for (let n = 20; n < 30; n++) {
+    assert.equal(
+      send(ask(system, `Q${n}`), [scraped(a.url), scraped(b.url)]),
+      a.url,
+      `request ${n}`,
+    );
+  }
 });

@@ -105,8 +105,8 @@ Deno.test("cache_aware trades a cached prefix against load, and forgets restarte
   const other = first === a ? b : a;
   // Equal load: the server holding the prefix wins for every new user.
   for (let user = 1; user < 20; user++) assert.equal(strategy.pick([a, b], ask(user)), first);
-  // Busy enough to lose ~2,000 tokens of prefill: 8 waiting requests count as 32 running ones,
-  // at 64 tokens each (the defaults queue_weight 4 and load_tokens 64).
+  // Busy enough to lose ~2,000 tokens of prefill: 8 waiting requests count as 128 running ones,
+  // at 16 tokens each (the defaults queue_weight 16 and load_tokens 16).
   const busy = view(first.url, { metrics: metrics({ running: 16, waiting: 8 }) });
   const idle = view(other.url, { metrics: metrics({ running: 0 }) });
   assert.equal(strategy.pick([busy, idle], ask(21))!.url, other.url);
