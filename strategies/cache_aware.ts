@@ -38,8 +38,9 @@
  * A prefix many requests share is worth a copy on more servers: on a server lacking part of the
  * longest prefix any server holds, that part's prefill is priced over the requests expected to
  * share it (`prefix_cache/prefix_heat.ts`), where the server's cache is not under pressure
- * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`) or the server is faster than
- * every server holding the prefix (the prefix moves there and the slow copy ages out). A chat's
+ * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`) or the server is at least 1.5
+ * times as fast as every server holding the prefix (the prefix moves there and the slow copy ages
+ * out). A chat's
  * history, one request at a time, keeps its full price.
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
@@ -89,6 +90,9 @@ const MAX_ELSEWHERE_RUN = 4;
  * placing there; also the time constant of a prefix's request count.
  */
 const KEEP_MS = 60_000;
+
+/** How much faster than a prefix's holders a server under pressure must be to take a copy. */
+const FASTER = 1.5;
 
 /** Cost multiplier of a saturated server. */
 const SATURATED = 1e6;
@@ -272,8 +276,9 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     const uses = heat.expected(hash, now);
     if (uses <= 1) return { hash, saved: [] };
     // Under pressure a copy evicts what another prefix needs, so it is made only where it
-    // moves the prefix to a faster server than any that holds it: each of its requests
-    // gains there, and the slower copy ages out.
+    // moves the prefix to a clearly faster server than any that holds it (learned speeds of
+    // equal servers can differ by a grid step): each of its requests gains there, and the
+    // slower copy ages out.
     let holders = 0;
     servers.forEach((_, i) => {
       if (prompt.matched[i] === deepest) holders = Math.max(holders, prompt.speeds[i]!);
@@ -281,7 +286,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     const saved = servers.map((server, i) => {
       // `cached` may credit a chat's history beyond the index's match: only the rest is a copy.
       const copied = deepest * settings.blockBytes - prompt.cached[i]!;
-      const room = !underPressure(server.url, now) || prompt.speeds[i]! > holders;
+      const room = !underPressure(server.url, now) || prompt.speeds[i]! >= holders * FASTER;
       return copied > 0 && room ? copied / settings.bytesPerToken * (1 - 1 / uses) : 0;
     });
     return { hash, saved };
