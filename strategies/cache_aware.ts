@@ -40,8 +40,7 @@
  * share it (`prefix_cache/prefix_heat.ts`), where the server's cache is not under pressure
  * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`) or the server is at least 1.5
  * times as fast as every server holding the prefix (the prefix moves there and the slow copy ages
- * out). A chat's
- * history, one request at a time, keeps its full price.
+ * out). A chat's history, one request at a time, keeps its full price.
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
  * list loses its entries. Options: `prefix_cache/cache_aware_options.ts`; the whole account, with
