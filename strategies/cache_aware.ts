@@ -278,10 +278,7 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     // moves the prefix to a clearly faster server than any that holds it (learned speeds of
     // equal servers can differ by a grid step): each of its requests gains there, and the
     // slower copy ages out.
-    let holders = 0;
-    servers.forEach((_, i) => {
-      if (prompt.matched[i] === deepest) holders = Math.max(holders, prompt.speeds[i]!);
-    });
+    const holders = Math.max(...prompt.speeds.filter((_, i) => prompt.matched[i] === deepest));
     const saved = servers.map((server, i) => {
       // `cached` may credit a chat's history beyond the index's match: only the rest is a copy.
       const copied = deepest * settings.blockBytes - prompt.cached[i]!;

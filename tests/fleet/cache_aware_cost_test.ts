@@ -5,6 +5,7 @@
  * where caches have room.
  */
 import assert from "node:assert/strict";
+import { setTimeout as elapse } from "node:timers/promises";
 import createCacheAware from "../../strategies/cache_aware.ts";
 import { SpeedLearner } from "../../strategies/_speed_learner.ts";
 import { CacheChurn } from "../../strategies/prefix_cache/cache_churn.ts";
@@ -237,11 +238,6 @@ Deno.test("cache_aware: a server whose KV cache is full still takes requests who
   const fresh = facts({ messages: [{ role: "user", content: words(99, 1600) }] });
   assert.equal(strategy.pick([full, other], fresh)!.url, other.url);
 });
-
-/** Resolves after `ms` milliseconds of real time: the speed learner measures real durations. */
-function elapse(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Scraped now, with nothing running or waiting. */
 function scraped(url: string): ServerView {
