@@ -35,6 +35,8 @@ interface Observed {
   running: number;
   /** Moving average of successful completions per second. */
   rate: number;
+  /** Moving average of the requests the server reports running or waiting (every router's). */
+  reported: number;
   /** Successful completions folded in so far. */
   completions: number;
   /** Seconds per request (running / rate), once there is enough data. */
@@ -133,6 +135,7 @@ export class SpeedLearner {
     const alpha = 1 - Math.exp(-seconds / this.#window);
     observed.running += alpha * (area / (now - since) - observed.running);
     observed.rate += alpha * (completed / seconds - observed.rate);
+    observed.reported += alpha * (metrics.running + metrics.waiting - observed.reported);
     observed.completions += completed;
     // Both averages start together, so their ratio is unbiased early on; three completions
     // make it mean something.
@@ -161,6 +164,31 @@ export class SpeedLearner {
     return speeds;
   }
 
+  /**
+   * This instance's share of the requests the servers report running or waiting, averaged over
+   * the window: about 1 when it routes alone, about a half beside another replica or worker that
+   * sends as much.
+   *
+   * @param servers The servers.
+   * @returns The share, at most 1, or `undefined` until a server reports a request (both averages
+   * start together, so their ratio is unbiased early on).
+   * @example
+   * ```ts
+   * const learner = new SpeedLearner(10);
+   * learner.share([]); // undefined
+   * ```
+   */
+  share(servers: readonly ServerView[]): number | undefined {
+    let own = 0;
+    let reported = 0;
+    for (const server of servers) {
+      const observed = this.#servers.get(server.url);
+      own += observed?.running ?? 0;
+      reported += observed?.reported ?? 0;
+    }
+    return reported > 0 ? Math.min(1, own / reported) : undefined;
+  }
+
   #of(url: string): Observed {
     let observed = this.#servers.get(url);
     if (!observed) {
@@ -174,6 +202,7 @@ export class SpeedLearner {
         area: 0,
         running: 0,
         rate: 0,
+        reported: 0,
         completions: 0,
         timePerRequest: undefined,
       };

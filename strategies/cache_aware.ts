@@ -38,9 +38,11 @@
  * A prefix many requests share is worth a copy on more servers: on a server lacking part of the
  * longest prefix any server holds, that part's prefill is priced over the requests expected to
  * share it (`prefix_cache/prefix_heat.ts`), where the server's cache is not under pressure
- * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`) or the server is at least 1.5
- * times as fast as every server holding the prefix (the prefix moves there and the slow copy ages
- * out). A chat's history, one request at a time, keeps its full price.
+ * (`prefix_cache/prefix_index.ts`, `prefix_cache/cache_churn.ts`) or, while this instance sends
+ * at least three quarters of the requests the servers report (no other replica or worker copies
+ * prefixes it does not know of), the server is at least 1.5 times as fast as every server holding
+ * the prefix (the prefix moves there and the slow copy ages out). A chat's history, one request
+ * at a time, keeps its full price.
  *
  * A server whose prefix-cache counter goes back (it restarted) or that leaves the model's server
  * list loses its entries. Options: `prefix_cache/cache_aware_options.ts`; the whole account, with
@@ -92,6 +94,12 @@ const KEEP_MS = 60_000;
 
 /** How much faster than a prefix's holders a server under pressure must be to take a copy. */
 const FASTER = 1.5;
+
+/**
+ * This instance's share of the fleet's requests below which it assumes other replicas or workers
+ * route to the same servers, each with an index of its own copies.
+ */
+const ALONE = 0.75;
 
 /** Cost multiplier of a saturated server. */
 const SATURATED = 1e6;
@@ -257,7 +265,8 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
    * shared it: its hash, and per server the prefill a copy there would save on the price (a copy
    * is paid once and then serves the prefix's later requests, so it is priced at its prefill
    * over the requests expected to share it), where the server's cache is not under pressure (it
-   * keeps what it gets for a minute, so the copy stays to serve them).
+   * keeps what it gets for a minute, so the copy stays to serve them) or, when this instance
+   * routes alone, the server is much faster than every holder.
    */
   function sharedPrefix(
     servers: readonly ServerView[],
@@ -277,12 +286,15 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     // Under pressure a copy evicts what another prefix needs, so it is made only where it
     // moves the prefix to a clearly faster server than any that holds it (learned speeds of
     // equal servers can differ by a grid step): each of its requests gains there, and the
-    // slower copy ages out.
+    // slower copy ages out. Only when routing alone: beside other replicas or workers, this
+    // index misses their copies, so a move would duplicate a prefix one of them placed there.
     const holders = Math.max(...prompt.speeds.filter((_, i) => prompt.matched[i] === deepest));
+    const moves = (learner.share(servers) ?? 1) >= ALONE;
     const saved = servers.map((server, i) => {
       // `cached` may credit a chat's history beyond the index's match: only the rest is a copy.
       const copied = deepest * settings.blockBytes - prompt.cached[i]!;
-      const room = !underPressure(server.url, now) || prompt.speeds[i]! >= holders * FASTER;
+      const room = !underPressure(server.url, now) ||
+        (moves && prompt.speeds[i]! >= holders * FASTER);
       return copied > 0 && room ? copied / settings.bytesPerToken * (1 - 1 / uses) : 0;
     });
     return { hash, saved };

@@ -239,21 +239,29 @@ Deno.test("cache_aware: a server whose KV cache is full still takes requests who
   assert.equal(strategy.pick([full, other], fresh)!.url, other.url);
 });
 
-/** Scraped now, with nothing running or waiting. */
-function scraped(url: string): ServerView {
-  return view(url, { metrics: metrics({ scrapedAt: Date.now() }) });
+/** Scraped now, with `running` requests running and nothing waiting. */
+function scraped(url: string, running = 0): ServerView {
+  return view(url, { metrics: metrics({ scrapedAt: Date.now(), running }) });
 }
 
 /**
  * Teaches a strategy that b is a quarter as fast as a: for 1.5 s, one request at a time on each,
- * 8 ms each on a and 40 ms on b, scraped every tick. Each request's time is measured, so a late
- * timer changes nothing.
+ * 8 ms each on a and 40 ms on b, scraped every tick, each server reporting that request and
+ * `others` more (another router's). Each request's time is measured, so a late timer changes
+ * nothing.
  */
-async function learnSpeeds(strategy: Strategy, a: ServerView, b: ServerView): Promise<void> {
+async function learnSpeeds(
+  strategy: Strategy,
+  servers: { a: ServerView; b: ServerView },
+  options: { others?: number } = {},
+): Promise<void> {
+  const { a, b } = servers;
+  const reported = 1 + (options.others ?? 0);
   const running = new Map<string, { started: number; request: RequestFacts }>();
   const until = Date.now() + 1500;
   for (let n = 0; Date.now() < until; n++) {
-    strategy.pick([scraped(a.url), scraped(b.url)], ask(words(500 + n, 300), "learn"));
+    const views = [scraped(a.url, reported), scraped(b.url, reported)];
+    strategy.pick(views, ask(words(500 + n, 300), "learn"));
     for (const [server, lasts] of [[a, 8], [b, 40]] as const) {
       const current = running.get(server.url);
       if (current !== undefined && Date.now() - current.started < lasts) continue;
@@ -271,7 +279,7 @@ Deno.test("cache_aware: a slower server must be idler by more than a step's wait
   const short = (n: number) => ask("Be brief.", `Q${n}`);
   for (const [options, busyGoesTo] of [[{}, "a"], [{ step_tokens: 0 }, "b"]] as const) {
     const { strategy, a, b } = pair(options);
-    await learnSpeeds(strategy, a, b);
+    await learnSpeeds(strategy, { a, b });
     // A short prompt, nothing cached: a runs 10 requests (160 tokens at load_tokens 16), b none.
     // b, a quarter as fast, costs the step's 256 tokens four times over: 1,024.
     const busy = view(a.url, { metrics: metrics({ running: 10 }) });
@@ -280,23 +288,27 @@ Deno.test("cache_aware: a slower server must be idler by more than a step's wait
   }
 });
 
-Deno.test("cache_aware: under KV pressure a hot shared prefix moves off a slow server to a faster one", async () => {
-  // A small cache: the learning traffic makes the index evict recent blocks (pressure).
-  const { strategy, a, b, send } = pair({ cache_tokens: 3500 });
-  await learnSpeeds(strategy, a, b);
-  // A hot 2,000-token prompt lands on b while a is saturated, and its traffic stays there.
-  const system = words(3, 2000);
-  const saturated = view(a.url, { metrics: metrics({ waiting: 64 }) });
-  for (let n = 0; n < 20; n++) {
-    assert.equal(send(ask(system, `Q${n}`), [saturated, scraped(b.url)]), b.url, `request ${n}`);
-  }
-  // a is free again. Both caches are under pressure, yet a is faster than any holder: the next
-  // request pays the copy there, and the ones after it stay.
-  for (let n = 20; n < 30; n++) {
-    assert.equal(
-      send(ask(system, `Q${n}`), [scraped(a.url), scraped(b.url)]),
-      a.url,
-      `request ${n}`,
-    );
+Deno.test("cache_aware: under KV pressure a hot shared prefix moves off a slow server to a faster one, unless other routers share the fleet", async () => {
+  // Alone, and beside another router that sends twice as much (its copies are not in this
+  // instance's index, so a move could duplicate one of them).
+  for (const [others, movesTo] of [[0, "a"], [2, "b"]] as const) {
+    // A small cache: the learning traffic makes the index evict recent blocks (pressure).
+    const { strategy, a, b, send } = pair({ cache_tokens: 3500 });
+    await learnSpeeds(strategy, { a, b }, { others });
+    // A hot 2,000-token prompt lands on b while a is saturated, and its traffic stays there.
+    const system = words(3, 2000);
+    const saturated = view(a.url, { metrics: metrics({ waiting: 64 }) });
+    for (let n = 0; n < 20; n++) {
+      assert.equal(send(ask(system, `Q${n}`), [saturated, scraped(b.url)]), b.url, `request ${n}`);
+    }
+    // a is free again. Both caches are under pressure, yet a is faster than any holder: alone,
+    // the next request pays the copy there, and the ones after it stay.
+    for (let n = 20; n < 30; n++) {
+      assert.equal(
+        send(ask(system, `Q${n}`), [scraped(a.url), scraped(b.url)]),
+        movesTo === "a" ? a.url : b.url,
+        `others ${others}, request ${n}`,
+      );
+    }
   }
 });
