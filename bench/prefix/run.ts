@@ -49,6 +49,8 @@ interface Sample {
   loadedFloorMs: number;
   e2eMs: number;
   ok: boolean;
+  /** Whether it is a conversation's first turn (its prompt new, apart from a shared system prompt). */
+  first?: boolean;
 }
 
 /** A request's floors, ms. */
@@ -62,6 +64,11 @@ export interface PrefixRunResult {
   requests: number;
   /** Measured requests that failed or were cut. */
   failed: number;
+  /**
+   * Time to first token of first turns and of later turns (chats re-sending their history):
+   * p50, p99 and count each.
+   */
+  byTurn: { first: [number, number, number]; later: [number, number, number] };
   /** Time to first token, p50 and p99, ms. */
   ttft: [number, number];
   /**
@@ -210,6 +217,7 @@ async function play(
         cut.signal,
       );
       if (sentAt >= measureFrom) {
+        sample.first = messages.length <= 2;
         samples.push(sample);
         lastEnd = Math.max(lastEnd, performance.now());
       }
@@ -237,6 +245,7 @@ async function play(
     requests: samples.length,
     failed: samples.length - ok.length,
     ttft: [quantile(ok.map((s) => s.ttftMs!), 0.5), quantile(ok.map((s) => s.ttftMs!), 0.99)],
+    byTurn: { first: ttftOf(ok.filter((s) => s.first)), later: ttftOf(ok.filter((s) => !s.first)) },
     ttftMean: {
       client: ok.reduce((sum, s) => sum + s.ttftMs!, 0) / ok.length,
       server: firstTokens > 0
@@ -255,6 +264,12 @@ async function play(
     shares: counts.map((count) => total > 0 ? count / total : 0),
     stalls,
   };
+}
+
+/** TTFT p50 and p99 of samples, and their count. */
+function ttftOf(samples: readonly Sample[]): [number, number, number] {
+  const ttft = samples.map((sample) => sample.ttftMs!);
+  return [quantile(ttft, 0.5), quantile(ttft, 0.99), ttft.length];
 }
 
 function received(sims: readonly SimServer[]): number[] {

@@ -89,6 +89,12 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
   assert.ok(server > 0 && server < client, `client ${client} ms, servers ${server} ms`);
   const shares = row.shares.reduce((sum, share) => sum + share, 0);
   assert.ok(Math.abs(shares - 1) < 1e-9, `shares ${shares}`);
+  // Every measured turn is a first or a later one; a later turn finds its history cached and
+  // prefills only its new message, so its first token comes sooner.
+  const { first, later } = row.byTurn;
+  assert.equal(first[2] + later[2], row.requests);
+  assert.ok(first[2] > 0 && later[2] > 0, `first ${first}, later ${later}`);
+  assert.ok(later[0] < first[0], `first ${first}, later ${later}`);
 });
 
 Deno.test("the prefix suite's oracle sends each turn straight to the server where its history is", async () => {
