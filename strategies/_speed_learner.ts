@@ -1,8 +1,9 @@
 /**
  * A helper for strategies: each server's speed learned from what the gateway sees, by Little's
  * law (time per request = mean requests in flight / mean completions per second, both counting
- * only the requests this strategy instance sent), and the requests that ended since a server's
- * metrics were scraped (to correct a scraped load between scrapes).
+ * only the requests this strategy instance sent), the requests that ended since a server's
+ * metrics were scraped (to correct a scraped load between scrapes), and this instance's share of
+ * the requests the servers report (below 1 when other replicas or workers route to them too).
  *
  * Both sides of the ratio count this instance's own requests: a server's scraped `running` also
  * holds other replicas' and workers' requests, and over this instance's completions alone it
