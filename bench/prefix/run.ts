@@ -240,11 +240,12 @@ async function play(
   const ok = samples.filter((sample) => sample.ok);
   const queries = after.queries - base.counters.queries;
   const firstTokens = after.ttftCount - base.counters.ttftCount;
+  const [ttft50, ttft99] = ttftOf(ok);
   return {
     contender: run.label,
     requests: samples.length,
     failed: samples.length - ok.length,
-    ttft: [quantile(ok.map((s) => s.ttftMs!), 0.5), quantile(ok.map((s) => s.ttftMs!), 0.99)],
+    ttft: [ttft50, ttft99],
     byTurn: { first: ttftOf(ok.filter((s) => s.first)), later: ttftOf(ok.filter((s) => !s.first)) },
     ttftMean: {
       client: ok.reduce((sum, s) => sum + s.ttftMs!, 0) / ok.length,

@@ -1,8 +1,9 @@
 /**
  * The parts of `cache_aware`'s cost beyond matching cached prefixes: the prefill backlog this
  * gateway sent, the wider home window when other replicas route some of a conversation's turns,
- * speed learning that counts only this instance's own requests, and copies of shared prefixes
- * where caches have room.
+ * speed learning that counts only this instance's own requests, the wait for a step on a slow
+ * server, and copies of shared prefixes where caches have room or, under pressure, to a faster
+ * server when this instance routes alone.
  */
 import assert from "node:assert/strict";
 import { setTimeout as elapse } from "node:timers/promises";
