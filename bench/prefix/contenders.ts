@@ -2,9 +2,11 @@
  * The contenders of the prefix-cache benchmark, each its own process in front of a fleet:
  * LLMStream with one strategy (`deno run main.ts`, one process or two replicas), or the vLLM
  * router (`vllm-router` from PyPI, installed by `bench/peers/install.sh` into `.cache/bench`) with
- * one of its policies at their default settings. The `oracle` is no process: the client sends
- * each request straight to the server whose engine forecasts the earliest first token
- * (`bench/prefix/run.ts`), a reference for what full information and no proxy hop would give.
+ * one of its policies at their default settings. The `oracle` is no router: the client picks the
+ * server whose engine forecasts the earliest first token (`bench/prefix/run.ts`) and sends the
+ * request straight there, a reference for what full information and no proxy hop would give, or
+ * (strategy `earliest_first_token via plain proxy`) through `plain_proxy.ts`, the plainest proxy
+ * Deno makes, to show what one hop on this runtime costs the same choices.
  *
  * @module
  */
@@ -53,6 +55,19 @@ export function labelOf(contender: Contender): string {
   return `${contender.kind} ${contender.strategy}${options}${replicas}`;
 }
 
+/** The oracle's strategy name when its requests go through `plain_proxy.ts`. */
+export const PROXIED_ORACLE = "earliest_first_token via plain proxy";
+
+/**
+ * Whether a contender is the oracle sending through the plain proxy.
+ *
+ * @param contender The contender.
+ * @returns True for `oracle earliest_first_token via plain proxy`.
+ */
+export function proxied(contender: Contender): boolean {
+  return contender.kind === "oracle" && contender.strategy === PROXIED_ORACLE;
+}
+
 /**
  * The vLLM router's launcher in the benchmark's cache folder.
  *
@@ -76,7 +91,9 @@ export async function startContender(
   options: { servers: string[]; context: ContenderContext; tag: string },
 ): Promise<RunningContender> {
   const { context, servers } = options;
-  if (contender.kind === "oracle") return { urls: servers, stop: () => Promise.resolve() };
+  if (contender.kind === "oracle" && !proxied(contender)) {
+    return { urls: servers, stop: () => Promise.resolve() };
+  }
   const processes: Spawned[] = [];
   const urls: string[] = [];
   try {
@@ -86,7 +103,11 @@ export async function startContender(
       const log = `${context.runDir}/${name}.log`;
       let argv: string[];
       let ready: string;
-      if (contender.kind === "llmstream") {
+      if (contender.kind === "oracle") {
+        const script = `${import.meta.dirname}/plain_proxy.ts`;
+        argv = [Deno.execPath(), "run", "--allow-net", script, String(port)];
+        ready = `http://127.0.0.1:${port}/ready`;
+      } else if (contender.kind === "llmstream") {
         const spec = `${context.runDir}/${name}.json`;
         await Deno.writeTextFile(
           spec,

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { type Contender, labelOf, vllmRouterPath } from "./contenders.ts";
+import { type Contender, labelOf, PROXIED_ORACLE, vllmRouterPath } from "./contenders.ts";
 import { renderPrefixReport, type ScenarioResult } from "./report.ts";
 import { type FleetShape, runPrefix, SIM_BASE } from "./run.ts";
 import {
@@ -113,6 +113,7 @@ const MAIN: Contender[] = [
   { kind: "vllm-router", strategy: "power_of_two", replicas: 1 },
   { kind: "vllm-router", strategy: "round_robin", replicas: 1 },
   { kind: "oracle", strategy: "earliest_first_token", replicas: 1 },
+  { kind: "oracle", strategy: PROXIED_ORACLE, replicas: 1 },
 ];
 const OTHERS: Contender[] = [
   "round_robin",
@@ -159,7 +160,10 @@ export async function runPrefixSuite(settings: PrefixSettings): Promise<string> 
     "to the server whose simulated engine forecasts the earliest first token for it, knowing " +
     "every server's cache, queue and where its step in progress stands (`Engine.forecast`; " +
     "greedy, it does not weigh what a choice costs later requests). It shows what full " +
-    "information and no proxy hop would give; no gateway can see a server's steps.",
+    "information and no proxy hop would give; no gateway can see a server's steps. The " +
+    "`oracle earliest_first_token via plain proxy` row makes the same choices but sends through " +
+    "`bench/prefix/plain_proxy.ts` (`Deno.serve` in front of `fetch`, nothing else): what one " +
+    "proxy hop on this runtime costs them.",
   ];
   if (!haveRouter) {
     notes.push(

@@ -21,6 +21,8 @@ const OURS = "llmstream cache_aware";
 const PEER = "vllm-router cache_aware";
 const RTM = "llmstream real_time_metrics";
 const ORACLE = "oracle earliest_first_token";
+const PROXIED_ORACLE = "oracle earliest_first_token via plain proxy";
+const REFERENCES = [[ORACLE, "oracle"], [PROXIED_ORACLE, "through a plain proxy"]] as const;
 
 function ms(value: number): string {
   return Number.isNaN(value) ? "-" : value.toFixed(value < 100 ? 1 : 0);
@@ -100,11 +102,14 @@ function ratio(
     const other = rows.get(versus);
     if (!ours || !other) return undefined;
     const value = metric(ours) / metric(other);
-    // What full information and no proxy hop reached against the same row.
-    const oracle = rows.get(ORACLE);
-    const reach = oracle === undefined
-      ? ""
-      : `; oracle ${(metric(oracle) / metric(other)).toFixed(2)}x`;
+    // What full information reached against the same row, with no proxy hop and with the
+    // plainest one.
+    let reach = "";
+    for (const [label, name] of REFERENCES) {
+      const reference = rows.get(label);
+      if (reference === undefined) continue;
+      reach += `; ${name} ${(metric(reference) / metric(other)).toFixed(2)}x`;
+    }
     const least = floor === undefined ? "" : `; floor ${floor(ours)}`;
     return [
       `${value.toFixed(2)}x (${ms(metric(ours))} vs ${ms(metric(other))}${reach}${least})`,
@@ -113,13 +118,26 @@ function ratio(
   };
 }
 
-function hitAtLeast(versus: string, slackPoints = 0): Target["check"] {
+/**
+ * How close to the trace's best hit rate counts as at it: the tables' precision (0.1 point).
+ * Where the peer is there, the issue asks to match it, not to beat a hit rate no router can pass.
+ */
+const AT_BEST_POINTS = 0.1;
+
+function hitAtLeast(versus: string): Target["check"] {
   return (rows) => {
     const ours = rows.get(OURS);
     const other = rows.get(versus);
     if (!ours || !other) return undefined;
-    const text = `${(ours.hitRate * 100).toFixed(1)}% vs ${(other.hitRate * 100).toFixed(1)}%`;
-    return [text, ours.hitRate * 100 >= other.hitRate * 100 - slackPoints];
+    const points = (row: PrefixRunResult) => row.hitRate * 100;
+    const atBest = (row: PrefixRunResult) => points(row) >= row.idealHitRate * 100 - AT_BEST_POINTS;
+    const text = `${points(ours).toFixed(1)}% vs ${points(other).toFixed(1)}%`;
+    if (points(ours) >= points(other)) return [text, true];
+    if (!atBest(other)) return [text, false];
+    const best = `${(other.idealHitRate * 100).toFixed(1)}%`;
+    return atBest(ours)
+      ? [`${text}, both at the trace's best (${best}): a match`, true]
+      : [`${text}, the trace's best ${best}`, false];
   };
 }
 

@@ -9,7 +9,14 @@
  */
 import { parsePrometheusText } from "../../scrape/prometheus_text.ts";
 import { type SimOptions, type SimServer, startSimServer } from "../../sim/server.ts";
-import { type Contender, type ContenderContext, labelOf, startContender } from "./contenders.ts";
+import {
+  type Contender,
+  type ContenderContext,
+  labelOf,
+  proxied,
+  startContender,
+} from "./contenders.ts";
+import { UPSTREAM_HEADER } from "./plain_proxy.ts";
 import type { Conversation, PrefixTrace } from "./traces.ts";
 import { quantile } from "../routing/stats.ts";
 import { type LoopStalls, watchLoop } from "../common/loop_stalls.ts";
@@ -140,7 +147,11 @@ export async function runPrefix(
     return await play(trace, {
       sims,
       urls: running.urls,
-      oracle: options.contender.kind === "oracle",
+      oracle: options.contender.kind !== "oracle"
+        ? undefined
+        : proxied(options.contender)
+        ? "proxied"
+        : "direct",
       drainMs: options.drainMs,
       label: labelOf(options.contender),
       topSpeed: Math.max(...options.fleet.speeds),
@@ -156,7 +167,8 @@ async function play(
   run: {
     sims: SimServer[];
     urls: string[];
-    oracle: boolean;
+    /** The oracle picks the server; it sends there directly or through the plain proxy. */
+    oracle: "direct" | "proxied" | undefined;
     drainMs: number;
     label: string;
     topSpeed: number;
@@ -208,12 +220,14 @@ async function play(
       if (sentAt - start > trace.endMs || cut.signal.aborted) return;
       messages.push({ role: "user", content: turn.user });
       const prompt = promptOf(messages);
-      const url = run.oracle ? closest(run.sims, prompt).url : run.urls[next++ % run.urls.length]!;
+      const chosen = run.oracle === undefined ? undefined : closest(run.sims, prompt).url;
+      const url = run.oracle === "direct" ? chosen! : run.urls[next++ % run.urls.length]!;
+      const upstream = run.oracle === "proxied" ? chosen : undefined;
       const floorMs = floorOf(prompt, sentAt >= measureFrom);
       const floors = { floorMs, loadedFloorMs: floorMs + leastDecodeMs() };
       const { sample, answer } = await send(
         url,
-        { messages, maxTokens: turn.maxTokens, floors },
+        { messages, maxTokens: turn.maxTokens, floors, upstream },
         cut.signal,
       );
       if (sentAt >= measureFrom) {
@@ -347,17 +361,19 @@ function closest(sims: readonly SimServer[], prompt: Prompt): SimServer {
 /** Sends one streaming chat request; times it and gathers the answer's text. */
 async function send(
   base: string,
-  request: { messages: unknown[]; maxTokens: number; floors: Floors },
+  request: { messages: unknown[]; maxTokens: number; floors: Floors; upstream: string | undefined },
   signal: AbortSignal,
 ): Promise<{ sample: Sample; answer: string }> {
   const { floors } = request;
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (request.upstream !== undefined) headers[UPSTREAM_HEADER] = request.upstream;
   const sent = performance.now();
   let ttftMs: number | undefined;
   let text = "";
   try {
     const response = await fetch(`${base}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers,
       body: JSON.stringify({
         model: "m",
         messages: request.messages,

@@ -5,7 +5,7 @@ import { ORACLE, prepareRun } from "../../bench/routing/run.ts";
 import { quantile } from "../../bench/routing/stats.ts";
 import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../../bench/routing/traces.ts";
 import { type PrefixRunResult, runPrefix } from "../../bench/prefix/run.ts";
-import type { Contender } from "../../bench/prefix/contenders.ts";
+import { type Contender, PROXIED_ORACLE } from "../../bench/prefix/contenders.ts";
 import { chatTrace } from "../../bench/prefix/traces.ts";
 
 const BASE = { capacity: 20, seconds: 10, warmup: 0, seed: 1 };
@@ -97,22 +97,24 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
   assert.ok(later[0] < first[0], `first ${first}, later ${later}`);
 });
 
-Deno.test("the prefix suite's oracle sends each turn straight to the server where its history is", async () => {
-  const oracle = { kind: "oracle", strategy: "earliest_first_token", replicas: 1 } as const;
-  const row = await shortChatRun(oracle, 4);
-  assert.equal(row.contender, "oracle earliest_first_token");
-  assert.ok(row.requests > 0);
-  assert.equal(row.failed, 0);
-  // At this light load a later turn's own server forecasts far earlier than one that would
-  // prefill its history again: the servers hit about as often as they ideally could.
-  assert.ok(
-    row.hitRate >= row.idealHitRate - 0.05,
-    `hit ${row.hitRate}, ideal ${row.idealHitRate}`,
-  );
-  // And new chats go where the first token comes soonest, not always to the same server.
-  assert.ok(row.shares.every((share) => share > 0.1), `shares ${row.shares}`);
-  // No proxy: the client's time to first token is the servers' plus HTTP.
-  assert.ok(row.ttft[0] > row.floor[0], `${row.ttft} vs floor ${row.floor}`);
+Deno.test("the prefix suite's oracle sends each turn to the server where its history is, straight or through the plain proxy", async () => {
+  for (const strategy of ["earliest_first_token", PROXIED_ORACLE]) {
+    const row = await shortChatRun({ kind: "oracle", strategy, replicas: 1 }, 4);
+    assert.equal(row.contender, `oracle ${strategy}`);
+    assert.ok(row.requests > 0, strategy);
+    // The proxy answers 400 to a request that does not name its server.
+    assert.equal(row.failed, 0, strategy);
+    // At this light load a later turn's own server forecasts far earlier than one that would
+    // prefill its history again: the servers hit about as often as they ideally could.
+    assert.ok(
+      row.hitRate >= row.idealHitRate - 0.05,
+      `${strategy}: hit ${row.hitRate}, ideal ${row.idealHitRate}`,
+    );
+    // And new chats go where the first token comes soonest, not always to the same server.
+    assert.ok(row.shares.every((share) => share > 0.1), `${strategy}: shares ${row.shares}`);
+    // The client's time to first token is the servers' plus HTTP.
+    assert.ok(row.ttft[0] > row.floor[0], `${strategy}: ${row.ttft} vs floor ${row.floor}`);
+  }
 });
 
 /** A 2 s chat run (after 0.5 s of warm-up) through a contender in front of two servers. */
