@@ -59,13 +59,14 @@ export function labelOf(contender: Contender): string {
 export const PROXIED_ORACLE = "earliest_first_token via plain proxy";
 
 /**
- * Whether a contender is the oracle sending through the plain proxy.
+ * How an oracle contender sends: straight to the server it picks, or through the plain proxy.
  *
  * @param contender The contender.
- * @returns True for `oracle earliest_first_token via plain proxy`.
+ * @returns `"direct"` or `"proxied"` for the oracle, `undefined` for a router.
  */
-export function proxied(contender: Contender): boolean {
-  return contender.kind === "oracle" && contender.strategy === PROXIED_ORACLE;
+export function oracleMode(contender: Contender): "direct" | "proxied" | undefined {
+  if (contender.kind !== "oracle") return undefined;
+  return contender.strategy === PROXIED_ORACLE ? "proxied" : "direct";
 }
 
 /**
@@ -91,7 +92,7 @@ export async function startContender(
   options: { servers: string[]; context: ContenderContext; tag: string },
 ): Promise<RunningContender> {
   const { context, servers } = options;
-  if (contender.kind === "oracle" && !proxied(contender)) {
+  if (oracleMode(contender) === "direct") {
     return { urls: servers, stop: () => Promise.resolve() };
   }
   const processes: Spawned[] = [];

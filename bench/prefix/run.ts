@@ -13,7 +13,7 @@ import {
   type Contender,
   type ContenderContext,
   labelOf,
-  proxied,
+  oracleMode,
   startContender,
 } from "./contenders.ts";
 import { UPSTREAM_HEADER } from "./plain_proxy.ts";
@@ -147,11 +147,7 @@ export async function runPrefix(
     return await play(trace, {
       sims,
       urls: running.urls,
-      oracle: options.contender.kind !== "oracle"
-        ? undefined
-        : proxied(options.contender)
-        ? "proxied"
-        : "direct",
+      oracle: oracleMode(options.contender),
       drainMs: options.drainMs,
       label: labelOf(options.contender),
       topSpeed: Math.max(...options.fleet.speeds),
