@@ -55,8 +55,11 @@ export function labelOf(contender: Contender): string {
   return `${contender.kind} ${contender.strategy}${options}${replicas}`;
 }
 
+/** The oracle's strategy name: the server forecasting the earliest first token. */
+export const ORACLE_STRATEGY = "earliest_first_token";
+
 /** The oracle's strategy name when its requests go through `plain_proxy.ts`. */
-export const PROXIED_ORACLE = "earliest_first_token via plain proxy";
+export const PROXIED_ORACLE = `${ORACLE_STRATEGY} via plain proxy`;
 
 /**
  * How an oracle contender sends: straight to the server it picks, or through the plain proxy.

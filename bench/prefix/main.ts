@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { type Contender, labelOf, PROXIED_ORACLE, vllmRouterPath } from "./contenders.ts";
+import {
+  type Contender,
+  labelOf,
+  ORACLE_STRATEGY,
+  PROXIED_ORACLE,
+  vllmRouterPath,
+} from "./contenders.ts";
 import { renderPrefixReport, type ScenarioResult } from "./report.ts";
 import { type FleetShape, runPrefix, SIM_BASE } from "./run.ts";
 import {
@@ -112,7 +118,7 @@ const MAIN: Contender[] = [
   { kind: "llmstream", strategy: "cache_aware", replicas: 2 },
   { kind: "vllm-router", strategy: "power_of_two", replicas: 1 },
   { kind: "vllm-router", strategy: "round_robin", replicas: 1 },
-  { kind: "oracle", strategy: "earliest_first_token", replicas: 1 },
+  { kind: "oracle", strategy: ORACLE_STRATEGY, replicas: 1 },
   { kind: "oracle", strategy: PROXIED_ORACLE, replicas: 1 },
 ];
 const OTHERS: Contender[] = [

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ORACLE_STRATEGY, PROXIED_ORACLE } from "./contenders.ts";
 import type { PrefixRunResult } from "./run.ts";
 
 /** One scenario's results. */
@@ -20,9 +21,11 @@ export interface ScenarioResult {
 const OURS = "llmstream cache_aware";
 const PEER = "vllm-router cache_aware";
 const RTM = "llmstream real_time_metrics";
-const ORACLE = "oracle earliest_first_token";
-const PROXIED_ORACLE = "oracle earliest_first_token via plain proxy";
-const REFERENCES = [[ORACLE, "oracle"], [PROXIED_ORACLE, "through a plain proxy"]] as const;
+/** The oracles' rows, by label, and how a target's line names them. */
+const REFERENCES = [
+  [`oracle ${ORACLE_STRATEGY}`, "oracle"],
+  [`oracle ${PROXIED_ORACLE}`, "through a plain proxy"],
+] as const;
 
 function ms(value: number): string {
   return Number.isNaN(value) ? "-" : value.toFixed(value < 100 ? 1 : 0);

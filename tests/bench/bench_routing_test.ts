@@ -5,7 +5,7 @@ import { ORACLE, prepareRun } from "../../bench/routing/run.ts";
 import { quantile } from "../../bench/routing/stats.ts";
 import { burstyTrace, poissonTrace, prefixTrace, type Trace } from "../../bench/routing/traces.ts";
 import { type PrefixRunResult, runPrefix } from "../../bench/prefix/run.ts";
-import { type Contender, PROXIED_ORACLE } from "../../bench/prefix/contenders.ts";
+import { type Contender, ORACLE_STRATEGY, PROXIED_ORACLE } from "../../bench/prefix/contenders.ts";
 import { chatTrace } from "../../bench/prefix/traces.ts";
 
 const BASE = { capacity: 20, seconds: 10, warmup: 0, seed: 1 };
@@ -98,7 +98,7 @@ Deno.test("a short prefix-cache run measures every turn, the cache hits, and no 
 });
 
 Deno.test("the prefix suite's oracle sends each turn to the server where its history is, straight or through the plain proxy", async () => {
-  for (const strategy of ["earliest_first_token", PROXIED_ORACLE]) {
+  for (const strategy of [ORACLE_STRATEGY, PROXIED_ORACLE]) {
     const row = await shortChatRun({ kind: "oracle", strategy, replicas: 1 }, 4);
     assert.equal(row.contender, `oracle ${strategy}`);
     assert.ok(row.requests > 0, strategy);
