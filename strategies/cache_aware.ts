@@ -289,11 +289,14 @@ export default function createCacheAware(options: StrategyOptions): Strategy {
     // slower copy ages out. Only when routing alone: beside other replicas or workers, this
     // index misses their copies, so a move would duplicate a prefix one of them placed there.
     const holders = Math.max(...prompt.speeds.filter((_, i) => prompt.matched[i] === deepest));
+    // Read once, and only when some server would take a move.
+    let alone: boolean | undefined;
+    const routesAlone = () => alone ??= (learner.share(servers) ?? 1) >= ALONE;
     const saved = servers.map((server, i) => {
       // `cached` may credit a chat's history beyond the index's match: only the rest is a copy.
       const copied = deepest * settings.blockBytes - prompt.cached[i]!;
       const room = !underPressure(server.url, now) ||
-        (prompt.speeds[i]! >= holders * FASTER && (learner.share(servers) ?? 1) >= ALONE);
+        (prompt.speeds[i]! >= holders * FASTER && routesAlone());
       return copied > 0 && room ? copied / settings.bytesPerToken * (1 - 1 / uses) : 0;
     });
     return { hash, saved };
